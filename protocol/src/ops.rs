@@ -1,0 +1,226 @@
+//! The operations a request can carry, and their results.
+//!
+//! On the wire an operation is a map whose `"op"` key names it (`{"op": "ns_create", "name":
+//! "r1"}`); its other keys are the fields of its argument struct. A result is tagged the same
+//! way. Variants are encoded by name, so their order here does not matter; renaming one is an
+//! incompatible change.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{NsName, Tag};
+use crate::version::ProtocolVersion;
+
+/// Longest delay a `ping` may ask for, in milliseconds.
+pub const PING_MAX_DELAY_MS: u32 = 60_000;
+
+/// One operation. Each variant's arguments are a named struct.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Do nothing (optionally after a delay) and answer.
+    Ping(Ping),
+    /// Report the helper's version, uptime, managed objects and per-operation statistics.
+    Status(Status),
+    /// Create a managed network namespace.
+    NsCreate(NsCreate),
+    /// Delete a managed network namespace.
+    NsDelete(NsDelete),
+    /// List the managed network namespaces.
+    NsList(NsList),
+}
+
+impl Op {
+    /// The wire names of every operation this crate knows.
+    pub const NAMES: [&'static str; 5] = ["ping", "status", "ns_create", "ns_delete", "ns_list"];
+
+    /// The operation's wire name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Ping(_) => "ping",
+            Op::Status(_) => "status",
+            Op::NsCreate(_) => "ns_create",
+            Op::NsDelete(_) => "ns_delete",
+            Op::NsList(_) => "ns_list",
+        }
+    }
+
+    /// Whether the operation changes state (and so may need undoing in an atomic batch).
+    pub fn is_mutating(&self) -> bool {
+        matches!(self, Op::NsCreate(_) | Op::NsDelete(_))
+    }
+}
+
+/// Arguments of `ping`.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Answer only after this many milliseconds (at most 60000); for testing timeouts and
+    /// cancellation. Absent means at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u32>,
+}
+
+/// Arguments of `status` (none yet).
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {}
+
+/// Arguments of `ns_create`.
+///
+/// The namespace is visible to `ip netns list` (a bind mount at `/run/netns/<name>`), its `lo`
+/// is up, and IPv6 duplicate-address detection is off in it. The caller becomes its owner.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsCreate {
+    /// The namespace's name.
+    pub name: NsName,
+    /// An optional label (e.g. a job id) recorded with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+}
+
+/// Arguments of `ns_delete`. Only the owner, root or a member of the admin group may delete.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsDelete {
+    /// The namespace's name.
+    pub name: NsName,
+}
+
+/// Arguments of `ns_list` (none yet).
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsList {}
+
+/// The result of one operation, tagged with the operation's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum OpResult {
+    /// Result of `ping`.
+    Ping(Pong),
+    /// Result of `status`.
+    Status(StatusReport),
+    /// Result of `ns_create`.
+    NsCreate(NsCreated),
+    /// Result of `ns_delete`.
+    NsDelete(NsDeleted),
+    /// Result of `ns_list`.
+    NsList(NsListing),
+}
+
+impl OpResult {
+    /// The wire name of the operation this result belongs to.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpResult::Ping(_) => "ping",
+            OpResult::Status(_) => "status",
+            OpResult::NsCreate(_) => "ns_create",
+            OpResult::NsDelete(_) => "ns_delete",
+            OpResult::NsList(_) => "ns_list",
+        }
+    }
+}
+
+/// Result of `ping` (nothing yet).
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong {}
+
+/// Result of `status`.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The helper's version.
+    pub helper_version: String,
+    /// The protocol version it speaks.
+    pub protocol: ProtocolVersion,
+    /// The helper's process id.
+    pub pid: u32,
+    /// Milliseconds since the helper started.
+    pub uptime_ms: u64,
+    /// The directory holding its persistent state.
+    pub state_dir: String,
+    /// The name of the hidden namespace that holds the simulated network's bridges.
+    pub hidden_ns: String,
+    /// Managed namespaces.
+    pub namespaces: u32,
+    /// Open connections, this one included.
+    pub connections: u32,
+    /// Requests being run now, this one included.
+    pub in_flight: u32,
+    /// Requests answered since start.
+    pub requests: u64,
+    /// Per-operation counters and latencies, for operations run at least once.
+    pub ops: Vec<OpStats>,
+}
+
+/// Counters and latency percentiles of one operation kind since the helper started.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpStats {
+    /// The operation's wire name.
+    pub op: String,
+    /// How many ran.
+    pub count: u64,
+    /// How many of those failed.
+    pub errors: u64,
+    /// Median time spent in the helper, in microseconds.
+    pub p50_us: u64,
+    /// 90th percentile, in microseconds.
+    pub p90_us: u64,
+    /// 99th percentile, in microseconds.
+    pub p99_us: u64,
+    /// Slowest, in microseconds.
+    pub max_us: u64,
+}
+
+/// Result of `ns_create`.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsCreated {
+    /// The namespace created.
+    pub name: NsName,
+}
+
+/// Result of `ns_delete`.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsDeleted {
+    /// The namespace deleted.
+    pub name: NsName,
+}
+
+/// Result of `ns_list`.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsListing {
+    /// The managed namespaces, sorted by name.
+    pub namespaces: Vec<NsInfo>,
+}
+
+/// One managed namespace.
+///
+/// Since protocol 1.0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsInfo {
+    /// Its name.
+    pub name: NsName,
+    /// The uid of the peer that created it.
+    pub owner_uid: u32,
+    /// Its tag, if it was given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
