@@ -1,1 +1,23 @@
-//! placeholder
+//! The tsim-helper daemon as a library: everything but argument parsing and process set-up,
+//! which live in `main.rs`.
+//!
+//! Start with [`server::run`] (accept loop), [`conn`] (one connection), [`batch`] (one
+//! request) and [`ops`] (one operation). Only [`netns`] changes namespaces or mounts.
+
+pub mod auth;
+pub mod batch;
+pub mod caps;
+pub mod codec;
+pub mod config;
+pub mod conn;
+pub mod context;
+pub mod error;
+pub mod listener;
+pub mod logging;
+pub mod metrics;
+pub mod netlink;
+pub mod netns;
+pub mod ops;
+pub mod registry;
+pub mod server;
+pub mod state;

@@ -1,0 +1,95 @@
+//! A blocking wrapper around [`Client`], for programs without an async runtime. It is safe to
+//! share between threads; calls from several threads are pipelined on one connection.
+
+use std::path::Path;
+
+use tokio::runtime::Runtime;
+use tsim_protocol::ops::{NsInfo, StatusReport};
+use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
+
+use crate::client::{Client, ClientError, PendingRequest, RequestOptions};
+
+/// A blocking connection to the helper.
+#[derive(Debug)]
+pub struct BlockingClient {
+    client: Client,
+    // Declared last: dropped after the client, whose reader task lives on it.
+    runtime: Runtime,
+}
+
+impl BlockingClient {
+    /// Connects and does the handshake.
+    pub fn connect(path: impl AsRef<Path>, name: &str) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tsim-client")
+            .enable_all()
+            .build()
+            .map_err(ClientError::Io)?;
+        let client = runtime.block_on(Client::connect(path, name))?;
+        Ok(Self { client, runtime })
+    }
+
+    /// The helper's `welcome`.
+    pub fn welcome(&self) -> &Welcome {
+        self.client.welcome()
+    }
+
+    /// Sends a request and waits for its results.
+    pub fn request(
+        &self,
+        ops: Vec<Op>,
+        options: RequestOptions,
+    ) -> Result<Vec<OpResult>, ClientError> {
+        self.runtime.block_on(self.client.request(ops, options))
+    }
+
+    /// Sends a request without waiting; see [`BlockingClient::wait`].
+    pub fn start(
+        &self,
+        ops: Vec<Op>,
+        options: RequestOptions,
+    ) -> Result<PendingRequest, ClientError> {
+        self.runtime.block_on(self.client.start(ops, options))
+    }
+
+    /// Waits for a request started with [`BlockingClient::start`].
+    pub fn wait(&self, pending: PendingRequest) -> Result<Vec<OpResult>, ClientError> {
+        self.runtime.block_on(pending.wait())
+    }
+
+    /// Asks the helper to cancel request `id`.
+    pub fn cancel(&self, id: u64) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.cancel(id))
+    }
+
+    /// Runs one operation.
+    pub fn call(&self, op: Op) -> Result<OpResult, ClientError> {
+        self.runtime.block_on(self.client.call(op))
+    }
+
+    /// A no-op round trip.
+    pub fn ping(&self) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.ping())
+    }
+
+    /// The helper's status.
+    pub fn status(&self) -> Result<StatusReport, ClientError> {
+        self.runtime.block_on(self.client.status())
+    }
+
+    /// Creates a managed namespace.
+    pub fn ns_create(&self, name: NsName, tag: Option<Tag>) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.ns_create(name, tag))
+    }
+
+    /// Deletes a managed namespace.
+    pub fn ns_delete(&self, name: NsName) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.ns_delete(name))
+    }
+
+    /// Lists the managed namespaces.
+    pub fn ns_list(&self) -> Result<Vec<NsInfo>, ClientError> {
+        self.runtime.block_on(self.client.ns_list())
+    }
+}

@@ -1,0 +1,217 @@
+//! Running a request: operations in order, with undo for atomic requests, cancellation,
+//! progress events and per-operation statistics.
+//!
+//! Invariants:
+//! * Every operation records what it changed as an [`Effect`] in the request's [`Txn`]
+//!   before returning, so that it can be undone.
+//! * Without `atomic`, each operation's effects are committed as soon as it succeeds; a
+//!   failing operation's own effects are undone, so each operation is all-or-nothing.
+//! * With `atomic`, effects are committed only after the last operation succeeded; on any
+//!   failure (or cancellation) all of them are undone, newest first, before the response.
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tsim_protocol::frame::encode_body;
+use tsim_protocol::{Event, NsName, Request, Response, ServerMessage, WireError};
+
+use crate::auth::Peer;
+use crate::context::Helper;
+use crate::error::{HelperError, chain};
+use crate::ops::{self, OpCtx};
+
+/// A change made by an operation, undoable until committed.
+#[derive(Debug)]
+pub enum Effect {
+    /// A namespace was created (phase `Creating`).
+    NsCreated {
+        /// Its name.
+        name: NsName,
+        /// Its inode.
+        ino: u64,
+    },
+    /// A namespace was removed from `/run/netns`; the handle keeps it alive until commit.
+    NsDeleted {
+        /// Its name.
+        name: NsName,
+        /// Keeps the namespace alive so the deletion can be undone.
+        handle: OwnedFd,
+    },
+}
+
+/// The effects of a request that are not committed yet.
+#[derive(Debug, Default)]
+pub struct Txn {
+    effects: Vec<Effect>,
+}
+
+impl Txn {
+    /// Records an effect.
+    pub fn push(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    /// Makes every recorded effect permanent. If that fails, everything is undone and the
+    /// error returned.
+    pub async fn commit(&mut self, helper: &Helper) -> Result<(), HelperError> {
+        // First the steps that can fail (writing records), so a failure can still undo all.
+        for effect in &self.effects {
+            if let Effect::NsCreated { name, .. } = effect {
+                if let Err(e) = helper.registry.commit_created(name) {
+                    self.rollback(helper).await;
+                    return Err(e.into());
+                }
+            }
+        }
+        for effect in self.effects.drain(..) {
+            match effect {
+                Effect::NsCreated { .. } => {}
+                Effect::NsDeleted { name, handle } => {
+                    drop(handle);
+                    helper.registry.finish_delete(&name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes every recorded effect, newest first. Failures are logged; undo goes on.
+    pub async fn rollback(&mut self, helper: &Helper) {
+        while let Some(effect) = self.effects.pop() {
+            match effect {
+                Effect::NsCreated { name, ino } => {
+                    match helper.netns.detach(&name, ino).await {
+                        Ok(handle) => drop(handle),
+                        Err(e) => {
+                            tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace creation")
+                        }
+                    }
+                    helper.registry.abort_create(&name);
+                }
+                Effect::NsDeleted { name, handle } => {
+                    match helper.netns.reattach(&name, handle).await {
+                        Ok(()) => helper.registry.abort_delete(&name),
+                        Err(e) => {
+                            tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace deletion; it stays deleted");
+                            helper.registry.finish_delete(&name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends progress events for one request, at most one every [`Progress::INTERVAL`].
+#[derive(Debug)]
+pub struct Progress {
+    id: u64,
+    out: mpsc::Sender<Bytes>,
+    last: Option<Instant>,
+}
+
+impl Progress {
+    /// Least time between two events, except the first and the last.
+    const INTERVAL: Duration = Duration::from_millis(50);
+
+    /// Events for request `id`, written to `out`.
+    pub fn new(id: u64, out: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            id,
+            out,
+            last: None,
+        }
+    }
+
+    async fn report(&mut self, done: usize, total: usize, stage: &str, force: bool) {
+        if !force && self.last.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let event = ServerMessage::Event(Event {
+            id: self.id,
+            done: u32::try_from(done).unwrap_or(u32::MAX),
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+            stage: stage.to_owned(),
+        });
+        if let Ok(body) = encode_body(&event) {
+            let _ = self.out.send(Bytes::from(body)).await;
+        }
+    }
+}
+
+/// Runs `request` for `peer` and returns its response.
+pub async fn run(
+    helper: &Helper,
+    peer: &Peer,
+    request: Request,
+    cancel: &CancellationToken,
+    mut progress: Option<Progress>,
+) -> Response {
+    helper.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    let Request {
+        id, ops, atomic, ..
+    } = request;
+    let total = ops.len();
+    let ctx = OpCtx {
+        helper,
+        peer,
+        cancel,
+        atomic,
+    };
+    let mut txn = Txn::default();
+    let mut results = Vec::with_capacity(total);
+    let mut failure: Option<WireError> = None;
+
+    for (index, op) in ops.into_iter().enumerate() {
+        if cancel.is_cancelled() {
+            failure = Some(HelperError::Cancelled.to_wire().at(index));
+            break;
+        }
+        let name = op.name();
+        if let Some(p) = progress.as_mut() {
+            p.report(index, total, name, index == 0).await;
+        }
+        let started = Instant::now();
+        let outcome = ops::dispatch(&ctx, op, &mut txn).await;
+        let outcome = match outcome {
+            Ok(result) if !atomic => txn.commit(helper).await.map(|()| result),
+            other => other,
+        };
+        helper
+            .metrics
+            .record(name, started.elapsed(), outcome.is_ok());
+        match outcome {
+            Ok(result) => results.push(result),
+            Err(e) => {
+                failure = Some(e.to_wire().at(index));
+                break;
+            }
+        }
+    }
+
+    if failure.is_none() && atomic {
+        if let Err(e) = txn.commit(helper).await {
+            failure = Some(e.to_wire());
+        }
+    }
+    if failure.is_some() {
+        txn.rollback(helper).await;
+        if atomic {
+            results.clear();
+        }
+    } else if let Some(p) = progress.as_mut() {
+        p.report(total, total, "done", true).await;
+    }
+    helper.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+    helper.counters.requests.fetch_add(1, Ordering::Relaxed);
+    Response {
+        id,
+        results,
+        error: failure,
+    }
+}

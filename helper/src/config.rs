@@ -1,0 +1,110 @@
+//! Command-line options of `tsim-helper`; the parsed struct is the helper's configuration.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use tsim_protocol::NsName;
+use tsim_protocol::version::DEFAULT_MAX_FRAME;
+
+use crate::logging::LogFormat;
+
+/// The root helper of the traceroute simulator.
+///
+/// Owns every namespace, netlink, netfilter and in-namespace socket operation, and serves
+/// them to unprivileged clients (tsimctl, the Rust and Python client libraries) over one Unix
+/// socket, using a versioned MessagePack protocol. Root and members of --group are served;
+/// everyone else is refused, whatever the socket file's mode.
+///
+/// Under systemd socket activation (LISTEN_FDS/LISTEN_PID) it serves the socket it is given
+/// and ignores --socket. Once the socket is bound it keeps only CAP_NET_ADMIN, CAP_SYS_ADMIN,
+/// CAP_NET_RAW and CAP_NET_BIND_SERVICE.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tsim-helper", version, max_term_width = 100)]
+pub struct Config {
+    /// Unix socket to listen on (ignored under socket activation).
+    #[arg(long, value_name = "PATH", default_value = "/run/tsim/helper.sock")]
+    pub socket: PathBuf,
+
+    /// Mode of the socket file, in octal.
+    #[arg(long, value_name = "MODE", default_value = "0660", value_parser = parse_mode)]
+    pub socket_mode: u32,
+
+    /// Group whose members are served, by name or gid (root always is). Also the socket
+    /// file's group.
+    #[arg(long, value_name = "GROUP", default_value = "tsim-users")]
+    pub group: String,
+
+    /// Group whose members may act on objects other users own, by name or gid [default: root
+    /// only].
+    #[arg(long, value_name = "GROUP")]
+    pub admin_group: Option<String>,
+
+    /// Directory for the persistent registry. Must be owned by the helper's user and not
+    /// writable by others.
+    #[arg(long, value_name = "DIR", default_value = "/run/tsim")]
+    pub state_dir: PathBuf,
+
+    /// Name of the hidden namespace that holds the simulated network's bridges.
+    #[arg(long, value_name = "NAME", default_value = "tsim-hidden")]
+    pub hidden_ns: NsName,
+
+    /// Log destination [default: journald when JOURNAL_STREAM is set, text otherwise]. The
+    /// level comes from TSIM_LOG (default info).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log: Option<LogFormat>,
+
+    /// Serve one client over stdin/stdout instead of a socket, then exit.
+    #[arg(long)]
+    pub stdio: bool,
+
+    /// Exit after this many seconds without connections (socket activation starts it again).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_exit: Option<u64>,
+
+    /// Most connections served at once; more are refused with `busy`.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// Most requests running at once on one connection; further requests wait unread.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_in_flight: u32,
+
+    /// Most operations in one request.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_ops: u32,
+
+    /// Largest frame body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME, value_parser = clap::value_parser!(u32).range(65_536..=1_073_741_824))]
+    pub max_frame: u32,
+
+    /// On SIGTERM, how long running requests may take before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    let mode = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("{s:?} is not an octal mode such as 0660"))?;
+    if mode > 0o777 {
+        return Err(format!("{s:?} has bits beyond 0777"));
+    }
+    Ok(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_modes() {
+        let c = Config::try_parse_from(["tsim-helper"]).unwrap();
+        assert_eq!(c.socket_mode, 0o660);
+        assert_eq!(c.hidden_ns.as_str(), "tsim-hidden");
+        assert_eq!(c.max_frame, DEFAULT_MAX_FRAME);
+        let c = Config::try_parse_from(["tsim-helper", "--socket-mode", "0666"]).unwrap();
+        assert_eq!(c.socket_mode, 0o666);
+        assert!(Config::try_parse_from(["tsim-helper", "--socket-mode", "999"]).is_err());
+        assert!(Config::try_parse_from(["tsim-helper", "--hidden-ns", "../x"]).is_err());
+        assert!(Config::try_parse_from(["tsim-helper", "--max-connections", "0"]).is_err());
+    }
+}

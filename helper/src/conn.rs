@@ -1,0 +1,423 @@
+//! One client connection: handshake, then pipelined requests answered by id.
+//!
+//! The reader task decodes frames and starts requests; a writer task owns the write half and
+//! sends whatever the requests produce, in the order they finish. A request made only of
+//! immediate operations runs on the reader task; others get a task of their own, at most
+//! `max_in_flight` at once (the reader waits for a slot, so a client that sends too much is
+//! slowed down, not refused).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use tsim_protocol::diagnose::diagnose;
+use tsim_protocol::frame::{decode_body, encode_body};
+use tsim_protocol::version::{self, HANDSHAKE_MAX_FRAME};
+use tsim_protocol::{
+    ClientMessage, ErrorCode, Op, Request, Response, ServerMessage, Welcome, WireError,
+};
+
+use crate::auth::Peer;
+use crate::batch::{self, Progress};
+use crate::codec::{FrameCodec, FrameError};
+use crate::context::Helper;
+use crate::ops;
+
+/// How long a client has to send `hello`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Frames waiting for the writer; when full, requests wait to send their answers.
+const OUT_QUEUE: usize = 256;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The tokens that end a connection: `stop` stops reading new requests, `abort` cancels the
+/// running ones.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    /// Stop reading; let running requests finish.
+    pub stop: CancellationToken,
+    /// Cancel running requests.
+    pub abort: CancellationToken,
+}
+
+/// Serves one connection until the client closes it or `life.stop` fires.
+pub async fn serve<R, W>(reader: R, writer: W, peer: Peer, helper: Arc<Helper>, life: Lifecycle)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!("conn", id = conn_id, uid = peer.uid, pid = peer.pid);
+    async move {
+        let (out, out_rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+        let writer_task = tokio::spawn(write_loop(writer, out_rx, helper.config.max_frame));
+        let mut frames = FramedRead::new(reader, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+        if handshake(&mut frames, &out, &peer, &helper).await {
+            frames.decoder_mut().set_max(helper.config.max_frame);
+            let conn = Arc::new(Conn {
+                out,
+                peer,
+                in_flight: Mutex::new(HashMap::new()),
+                permits: Arc::new(Semaphore::new(helper.config.max_in_flight as usize)),
+                helper,
+                life,
+            });
+            read_loop(&conn, &mut frames).await;
+        } else {
+            drop(out);
+        }
+        let _ = writer_task.await;
+        tracing::debug!("Connection closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Sends one connection-level error frame on a connection that is not served (e.g. over the
+/// connection limit), then closes it.
+pub async fn refuse<W: AsyncWrite + Unpin>(writer: W, error: WireError, max_frame: u32) {
+    let mut sink = FramedWrite::new(writer, FrameCodec::new(max_frame));
+    if let Ok(body) = encode_body(&ServerMessage::Error(error)) {
+        let _ = sink.send(Bytes::from(body)).await;
+    }
+    let _ = sink.close().await;
+}
+
+/// Reads `hello` and answers it. Returns whether the connection is to be served.
+async fn handshake<R: AsyncRead + Unpin>(
+    frames: &mut FramedRead<R, FrameCodec>,
+    out: &mpsc::Sender<Bytes>,
+    peer: &Peer,
+    helper: &Helper,
+) -> bool {
+    let refuse = |code, message: String| async move {
+        tracing::info!(code = %code, "Refused a connection: {message}");
+        send(out, &ServerMessage::Error(WireError::new(code, message))).await;
+        false
+    };
+    if !peer.authorized {
+        // Answer at once, without reading: a peer that may not connect gets no more of the
+        // helper's time than this.
+        return refuse(ErrorCode::PermissionDenied, helper.authz.refusal(peer)).await;
+    }
+    let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, frames.next()).await {
+        Err(_) => {
+            let msg = format!("No hello within {} seconds", HANDSHAKE_TIMEOUT.as_secs());
+            return refuse(ErrorCode::Timeout, msg).await;
+        }
+        Ok(None) | Ok(Some(Err(FrameError::Io(_)))) => return false,
+        Ok(Some(Err(e @ FrameError::TooLarge { .. }))) => {
+            return refuse(ErrorCode::BadRequest, format!("{e} (before the handshake)")).await;
+        }
+        Ok(Some(Ok(body))) => body,
+    };
+    let hello = match decode_body::<ClientMessage>(&first) {
+        Ok(ClientMessage::Hello(hello)) => hello,
+        Ok(_) => {
+            return refuse(
+                ErrorCode::BadRequest,
+                "The first message must be hello".into(),
+            )
+            .await;
+        }
+        Err(_) => {
+            let why = diagnose(&first).error.message;
+            return refuse(
+                ErrorCode::BadRequest,
+                format!("The first message must be hello: {why}"),
+            )
+            .await;
+        }
+    };
+    if hello.protocol.major != version::MAJOR {
+        let msg = format!(
+            "The client speaks protocol {}, this helper speaks {}; the major versions must match",
+            hello.protocol,
+            version::CURRENT
+        );
+        return refuse(ErrorCode::UnsupportedVersion, msg).await;
+    }
+    tracing::debug!(client = %printable(&hello.client), protocol = %hello.protocol, "Handshake done");
+    let welcome = Welcome {
+        protocol: version::CURRENT,
+        helper_version: env!("CARGO_PKG_VERSION").to_owned(),
+        limits: helper.limits(),
+        peer: peer.info(),
+    };
+    send(out, &ServerMessage::Welcome(welcome)).await
+}
+
+/// A served connection's shared state.
+#[derive(Debug)]
+struct Conn {
+    out: mpsc::Sender<Bytes>,
+    peer: Peer,
+    helper: Arc<Helper>,
+    in_flight: Mutex<HashMap<u64, CancellationToken>>,
+    permits: Arc<Semaphore>,
+    life: Lifecycle,
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRead<R, FrameCodec>) {
+    let tracker = TaskTracker::new();
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = conn.life.stop.cancelled() => break,
+            next = frames.next() => next,
+        };
+        match next {
+            None => break,
+            Some(Ok(body)) => handle_frame(conn, &body, &tracker).await,
+            Some(Err(e @ FrameError::TooLarge { .. })) => {
+                tracing::info!("Closing a connection: {e}");
+                conn.send_error(WireError::new(ErrorCode::BadRequest, e.to_string()))
+                    .await;
+                break;
+            }
+            Some(Err(FrameError::Io(e))) => {
+                tracing::debug!(error = %e, "Connection read failed");
+                break;
+            }
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn handle_frame(conn: &Arc<Conn>, body: &[u8], tracker: &TaskTracker) {
+    match decode_body::<ClientMessage>(body) {
+        Ok(ClientMessage::Request(request)) => start_request(conn, request, tracker).await,
+        Ok(ClientMessage::Cancel(cancel)) => {
+            let token = conn.lock_in_flight().get(&cancel.id).cloned();
+            if let Some(token) = token {
+                tracing::debug!(id = cancel.id, "Cancelling a request");
+                token.cancel();
+            }
+        }
+        Ok(ClientMessage::Hello(_)) => {
+            let msg = "The handshake is already done; hello is only valid as the first message";
+            conn.send_error(WireError::new(ErrorCode::BadRequest, msg))
+                .await;
+        }
+        Err(_) => {
+            let diagnosis = diagnose(body);
+            tracing::info!(id = ?diagnosis.request_id, error = %diagnosis.error, "Undecodable message");
+            match diagnosis.request_id {
+                Some(id) => {
+                    let response = Response {
+                        id,
+                        results: Vec::new(),
+                        error: Some(diagnosis.error),
+                    };
+                    conn.send_response(response).await;
+                }
+                None => conn.send_error(diagnosis.error).await,
+            }
+        }
+    }
+}
+
+async fn start_request(conn: &Arc<Conn>, request: Request, tracker: &TaskTracker) {
+    let id = request.id;
+    let max_ops = conn.helper.config.max_ops as usize;
+    if request.ops.len() > max_ops {
+        let msg = format!(
+            "The request has {} operations; the limit is {max_ops}",
+            request.ops.len()
+        );
+        let error = WireError::new(ErrorCode::BadRequest, msg);
+        conn.send_response(Response {
+            id,
+            results: Vec::new(),
+            error: Some(error),
+        })
+        .await;
+        return;
+    }
+    let token = conn.life.abort.child_token();
+    let registered = match conn.lock_in_flight().entry(id) {
+        std::collections::hash_map::Entry::Occupied(_) => false,
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(token.clone());
+            true
+        }
+    };
+    if !registered {
+        let msg = format!("Request id {id} is already in flight on this connection");
+        conn.send_error(WireError::new(ErrorCode::BadRequest, msg))
+            .await;
+        return;
+    }
+    let permit = tokio::select! {
+        permit = Arc::clone(&conn.permits).acquire_owned() => permit.expect("the semaphore is never closed"),
+        () = conn.life.stop.cancelled() => {
+            conn.lock_in_flight().remove(&id);
+            return;
+        }
+    };
+    let span = tracing::info_span!("request", id, ops = %summarize(&request.ops));
+    let immediate = !request.progress && request.ops.iter().all(ops::is_immediate);
+    let conn = Arc::clone(conn);
+    let job = async move {
+        let started = Instant::now();
+        let progress = request
+            .progress
+            .then(|| Progress::new(id, conn.out.clone()));
+        let response = batch::run(&conn.helper, &conn.peer, request, &token, progress).await;
+        log_outcome(&response, started.elapsed());
+        conn.lock_in_flight().remove(&id);
+        conn.send_response(response).await;
+        drop(permit);
+    }
+    .instrument(span);
+    if immediate {
+        job.await;
+    } else {
+        tracker.spawn(job);
+    }
+}
+
+impl Conn {
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<u64, CancellationToken>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn send_error(&self, error: WireError) {
+        send(&self.out, &ServerMessage::Error(error)).await;
+    }
+
+    async fn send_response(&self, response: Response) {
+        let id = response.id;
+        let body = match encode_body(&ServerMessage::Response(response)) {
+            Ok(body) if body.len() <= self.helper.config.max_frame as usize => body,
+            Ok(body) => {
+                let msg = format!(
+                    "The response of {} bytes exceeds the frame limit of {} bytes",
+                    body.len(),
+                    self.helper.config.max_frame
+                );
+                tracing::warn!(id, "{msg}");
+                let error = WireError::new(ErrorCode::Internal, msg);
+                let response = ServerMessage::Response(Response {
+                    id,
+                    results: Vec::new(),
+                    error: Some(error),
+                });
+                encode_body(&response).expect("a small response encodes")
+            }
+            Err(e) => {
+                tracing::error!(id, error = %e, "Cannot encode a response");
+                let error = WireError::new(ErrorCode::Internal, "Cannot encode the response");
+                let response = ServerMessage::Response(Response {
+                    id,
+                    results: Vec::new(),
+                    error: Some(error),
+                });
+                encode_body(&response).expect("a small response encodes")
+            }
+        };
+        let _ = self.out.send(Bytes::from(body)).await;
+    }
+}
+
+async fn send(out: &mpsc::Sender<Bytes>, msg: &ServerMessage) -> bool {
+    match encode_body(msg) {
+        Ok(body) => out.send(Bytes::from(body)).await.is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot encode a message");
+            false
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(
+    writer: W,
+    mut frames: mpsc::Receiver<Bytes>,
+    max_frame: u32,
+) {
+    let mut sink = FramedWrite::new(writer, FrameCodec::new(max_frame));
+    while let Some(frame) = frames.recv().await {
+        if sink.feed(frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = frames.try_recv() {
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn log_outcome(response: &Response, elapsed: Duration) {
+    let us = elapsed.as_micros() as u64;
+    match &response.error {
+        None => tracing::debug!(us, "Request done"),
+        Some(e) if matches!(e.code, ErrorCode::Internal | ErrorCode::Kernel) => {
+            tracing::warn!(us, code = %e.code, op_index = ?e.op_index, "Request failed: {}", e.message);
+        }
+        Some(e) => {
+            tracing::info!(us, code = %e.code, op_index = ?e.op_index, "Request failed: {}", e.message)
+        }
+    }
+}
+
+/// "ns_create×3,ping": the operations of a request, for its log span.
+fn summarize(ops: &[Op]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < ops.len() {
+        let name = ops[i].name();
+        let run = ops[i..].iter().take_while(|op| op.name() == name).count();
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if out.len() > 200 {
+            out.push('…');
+            break;
+        }
+        out.push_str(name);
+        if run > 1 {
+            out.push_str(&format!("×{run}"));
+        }
+        i += run;
+    }
+    out
+}
+
+/// A client-supplied string made safe for a log line.
+fn printable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tsim_protocol::ops::{NsList, Ping};
+
+    #[test]
+    fn summaries() {
+        let ping = Op::Ping(Ping::default());
+        let ops = vec![ping.clone(), ping.clone(), Op::NsList(NsList {}), ping];
+        assert_eq!(summarize(&ops), "ping×2,ns_list,ping");
+        assert_eq!(summarize(&[]), "");
+        assert_eq!(printable("a\nb\u{7}"), "a?b?");
+    }
+}

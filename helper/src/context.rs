@@ -1,0 +1,106 @@
+//! The helper's shared state, handed to every connection and operation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Handle as RuntimeHandle;
+use tsim_protocol::Limits;
+
+use crate::auth::Authorizer;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::netns::Netns;
+use crate::registry::{Recovery, Registry};
+use crate::state::{StateError, StateStore};
+
+/// Everything the connections and operations share.
+#[derive(Debug)]
+pub struct Helper {
+    /// The command-line configuration.
+    pub config: Config,
+    /// Who is served.
+    pub authz: Authorizer,
+    /// The managed namespaces.
+    pub registry: Registry,
+    /// Namespace creation and removal.
+    pub netns: Netns,
+    /// Per-operation statistics.
+    pub metrics: Metrics,
+    /// Live counters.
+    pub counters: Counters,
+    started: Instant,
+}
+
+/// Counters shown by `status`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Open connections.
+    pub connections: AtomicU32,
+    /// Requests running.
+    pub in_flight: AtomicU32,
+    /// Requests answered since start.
+    pub requests: AtomicU64,
+}
+
+impl Helper {
+    /// Builds the shared state, recovering the registry from `store`. Runs blocking file
+    /// system work: call it before serving.
+    pub fn start(
+        config: Config,
+        authz: Authorizer,
+        store: StateStore,
+        runtime: RuntimeHandle,
+    ) -> Result<(Arc<Self>, Recovery), StateError> {
+        let netns = Netns::new(runtime);
+        let (registry, recovery) = Registry::recover(store, &netns)?;
+        let helper = Helper {
+            config,
+            authz,
+            registry,
+            netns,
+            metrics: Metrics::default(),
+            counters: Counters::default(),
+            started: Instant::now(),
+        };
+        Ok((Arc::new(helper), recovery))
+    }
+
+    /// The limits announced in `welcome`.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frame: self.config.max_frame,
+            max_ops: self.config.max_ops,
+            max_in_flight: self.config.max_in_flight,
+            max_connections: self.config.max_connections,
+        }
+    }
+
+    /// Milliseconds since the helper started.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether something needs the process alive even without connections. Namespaces do
+    /// not (they are pinned by their mounts); services will.
+    pub fn needs_process(&self) -> bool {
+        false
+    }
+
+    /// Current counters as plain numbers: (connections, in flight, requests).
+    pub fn counter_values(&self) -> (u32, u32, u64) {
+        (
+            self.counters.connections.load(Ordering::Relaxed),
+            self.counters.in_flight.load(Ordering::Relaxed),
+            self.counters.requests.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

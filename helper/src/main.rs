@@ -1,0 +1,156 @@
+//! Entry point of the `tsim-helper` daemon: options, logging, listener, capabilities, runtime.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tsim_helper::auth::{Authorizer, GroupSpec};
+use tsim_helper::config::Config;
+use tsim_helper::context::Helper;
+use tsim_helper::listener::{self, Origin};
+use tsim_helper::state::StateStore;
+use tsim_helper::{caps, logging, server};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    logging::init(config.log);
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    // Everything up to the capability drop runs before any other thread exists: capabilities
+    // are per thread, and taking the activated socket changes the environment.
+    // SAFETY: no other thread has been started (logging set-up starts none).
+    #[allow(
+        unsafe_code,
+        reason = "taking systemd's socket unsets LISTEN_* in the environment"
+    )]
+    let activated = unsafe { listener::activated() }?;
+    let authz = authorizer(&config)?;
+    let (std_listener, origin) = if config.stdio {
+        (None, None)
+    } else if let Some(l) = activated {
+        (Some(l), Some(Origin::Activated))
+    } else {
+        let gid = authz.group.as_ref().and_then(|g| g.gid);
+        let (l, origin) = listener::bind(&config.socket, config.socket_mode, gid)?;
+        (Some(l), Some(origin))
+    };
+    let store = StateStore::open(&config.state_dir)?;
+    raise_fd_limit();
+    let report = caps::restrict()?;
+    tracing::info!(effective = %report.effective.join(","), bounding = %report.bounding.join(","), "Capabilities restricted");
+    if !report.missing.is_empty() {
+        tracing::warn!(missing = %report.missing.join(","), "Started without some capabilities; operations that need them will fail");
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tsim-worker")
+        .build()
+        .context("Cannot start the async runtime")?;
+    let result = runtime.block_on(async {
+        let (helper, recovery) = Helper::start(config, authz, store, tokio::runtime::Handle::current())?;
+        tracing::info!(
+            adopted = recovery.adopted.len(),
+            rolled_back = recovery.rolled_back.len(),
+            dropped = recovery.dropped.len(),
+            state_dir = %helper.config.state_dir.display(),
+            "Registry recovered"
+        );
+        let shutdown = shutdown_signal()?;
+        match std_listener {
+            Some(l) => {
+                l.set_nonblocking(true)?;
+                let l = tokio::net::UnixListener::from_std(l)?;
+                match &origin {
+                    Some(Origin::Bound { path, .. }) => tracing::info!(socket = %path.display(), version = env!("CARGO_PKG_VERSION"), "Listening"),
+                    _ => tracing::info!(version = env!("CARGO_PKG_VERSION"), "Listening on the socket passed by systemd"),
+                }
+                notify_ready();
+                server::run(l, shutdown, helper).await;
+            }
+            None => {
+                notify_ready();
+                server::serve_stdio(helper, shutdown).await?;
+            }
+        }
+        anyhow::Ok(())
+    });
+    // A pending read of stdin (in --stdio mode) would otherwise hold the runtime open.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Some(origin) = &origin {
+        listener::remove_bound(origin);
+    }
+    result
+}
+
+/// Takes the socket passed by systemd, if any. Call before any other thread exists.
+#[allow(
+    unsafe_code,
+    reason = "taking systemd's socket unsets LISTEN_* in the environment"
+)]
+fn take_activated_socket()
+-> Result<Option<std::os::unix::net::UnixListener>, listener::ListenerError> {
+    // SAFETY: called first thing in `run`, before any other thread is started (logging set-up
+    // starts none).
+    unsafe { listener::activated() }
+}
+
+fn authorizer(config: &Config) -> anyhow::Result<Authorizer> {
+    let resolve = |spec: &str| {
+        GroupSpec::resolve(spec).with_context(|| format!("Cannot look up group {spec}"))
+    };
+    let group = resolve(&config.group)?;
+    if group.gid.is_none() {
+        tracing::warn!(group = %config.group, "The group does not exist; only root will be served");
+    }
+    let admin_group = config.admin_group.as_deref().map(resolve).transpose()?;
+    if let Some(GroupSpec { spec, gid: None }) = &admin_group {
+        tracing::warn!(group = %spec, "The admin group does not exist; only root is admin");
+    }
+    Ok(Authorizer {
+        group: Some(group),
+        admin_group,
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// Tells systemd the helper is ready (`Type=notify`); nothing happens outside systemd.
+fn notify_ready() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "Cannot notify systemd of readiness");
+    }
+}
+
+/// Each managed namespace keeps a netlink socket open: raise the soft descriptor limit to
+/// the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "Cannot raise the open-file limit");
+            }
+        }
+    }
+}

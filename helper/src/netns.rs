@@ -1,0 +1,570 @@
+//! The only module that creates, enters, mounts or unmounts network namespaces.
+//!
+//! Invariants:
+//! * `unshare`/`setns` run only on a fresh OS thread made for the job, never on a tokio
+//!   worker; the thread exits when the job is done, so no thread is ever left in another
+//!   namespace by mistake.
+//! * The helper's own network namespace is never changed: a new namespace is created by
+//!   `unshare(CLONE_NEWNET)` on its own thread and pinned by a bind mount of
+//!   `/proc/thread-self/ns/net` on `/run/netns/<name>`.
+//! * A netlink socket is opened inside the namespace on that thread and handed back; it
+//!   stays bound to the namespace, and the caller keeps it for later requests.
+//! * Before acting on `/run/netns/<name>`, the namespace's inode is compared with the one
+//!   recorded at creation, so a namespace that someone else put under that name is never
+//!   touched.
+
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use tokio::runtime::Handle as RuntimeHandle;
+use tokio::sync::oneshot;
+use tsim_protocol::{ErrorCode, NsName};
+
+use crate::netlink::{Netlink, NetlinkError, NetlinkSocket};
+
+/// Where iproute2 (and so `ip netns list`) looks for named namespaces.
+pub const NETNS_RUN_DIR: &str = "/run/netns";
+
+/// Index of `lo` in a new network namespace.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// A failed namespace step. Each variant names the step and the path or namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// Something already exists at the namespace's path.
+    #[error("Namespace {name:?} already exists under {dir}", dir = NETNS_RUN_DIR)]
+    Exists {
+        /// The name.
+        name: NsName,
+    },
+    /// The path holds a namespace other than the one we created.
+    #[error("{path} is not the namespace this helper created under that name")]
+    NotOurs {
+        /// The path.
+        path: PathBuf,
+    },
+    /// `/run/netns` could not be created.
+    #[error("Cannot create {path}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// `/run/netns` could not be made a shared mount.
+    #[error("Cannot make {path} a shared mount point")]
+    MakeShared {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// The mount point file could not be created.
+    #[error("Cannot create the mount point {path}")]
+    CreateMountPoint {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// `unshare(CLONE_NEWNET)` failed.
+    #[error("Cannot create a network namespace")]
+    Unshare {
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// The bind mount failed.
+    #[error("Cannot bind-mount the namespace on {path}")]
+    BindMount {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// Unmounting failed.
+    #[error("Cannot unmount {path}")]
+    Unmount {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// Removing the mount point failed.
+    #[error("Cannot remove {path}")]
+    Unlink {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Opening or inspecting the namespace's path failed.
+    #[error("Cannot open {path}")]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Entering the namespace failed.
+    #[error("Cannot enter namespace {name}")]
+    Setns {
+        /// The namespace.
+        name: NsName,
+        /// The OS error.
+        #[source]
+        source: Errno,
+    },
+    /// Writing a sysctl inside the namespace failed.
+    #[error("Cannot set {key} in namespace {name}")]
+    Sysctl {
+        /// The namespace.
+        name: NsName,
+        /// The sysctl's `/proc/sys` path.
+        key: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The netlink socket could not be opened inside the namespace.
+    #[error("Cannot open a netlink socket in namespace {name}")]
+    NetlinkSocket {
+        /// The namespace.
+        name: NsName,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A netlink request while setting the namespace up failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// The dedicated thread could not be started or died.
+    #[error("The namespace thread failed: {0}")]
+    Thread(String),
+}
+
+impl NetnsError {
+    /// The wire code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            NetnsError::Exists { .. } => ErrorCode::AlreadyExists,
+            NetnsError::NotOurs { .. } => ErrorCode::NotManaged,
+            NetnsError::Thread(_) => ErrorCode::Internal,
+            _ => ErrorCode::Kernel,
+        }
+    }
+}
+
+/// What is found at a namespace's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathState {
+    /// Nothing.
+    Missing,
+    /// An empty file that is not a mount: a mount point left by an interrupted creation.
+    Placeholder,
+    /// A mounted network namespace with this inode number.
+    Mounted {
+        /// The namespace's inode number.
+        ino: u64,
+    },
+    /// Something else (a directory, a non-empty file, another kind of mount).
+    Other,
+}
+
+/// A namespace just created: its inode number and a netlink socket inside it.
+#[derive(Debug)]
+pub struct Created {
+    /// The namespace's inode number.
+    pub ino: u64,
+    /// A netlink socket bound to the namespace.
+    pub netlink: Netlink,
+}
+
+/// Creates, opens and removes named network namespaces.
+#[derive(Debug, Clone)]
+pub struct Netns {
+    dir: PathBuf,
+    runtime: RuntimeHandle,
+    /// Set once `/run/netns` is known to be a shared mount point.
+    dir_ready: Arc<Mutex<bool>>,
+}
+
+impl Netns {
+    /// Namespaces live under [`NETNS_RUN_DIR`]; netlink sockets are driven by `runtime`.
+    pub fn new(runtime: RuntimeHandle) -> Self {
+        Self {
+            dir: PathBuf::from(NETNS_RUN_DIR),
+            runtime,
+            dir_ready: Arc::new(Mutex::new(false)),
+        }
+    }
+
+    /// The path of a namespace's mount point.
+    pub fn path(&self, name: &NsName) -> PathBuf {
+        self.dir.join(name.as_str())
+    }
+
+    /// What is at a namespace's path now.
+    pub fn inspect(&self, name: &NsName) -> Result<PathState, NetnsError> {
+        inspect_path(&self.path(name))
+    }
+
+    /// Creates namespace `name`: mount point, `unshare` on a dedicated thread, bind mount,
+    /// IPv6 DAD off, a netlink socket inside it, and `lo` up. On any failure nothing is left.
+    pub async fn create(&self, name: &NsName) -> Result<Created, NetnsError> {
+        let path = self.path(name);
+        let job = {
+            let (dir, path, name) = (self.dir.clone(), path.clone(), name.clone());
+            let dir_ready = Arc::clone(&self.dir_ready);
+            move || create_on_this_thread(&dir, &dir_ready, &path, &name)
+        };
+        let (ino, socket) = self.on_own_thread(name, job).await??;
+        let netlink = Netlink::start(name.clone(), socket, &self.runtime);
+        if let Err(e) = netlink.set_up(LOOPBACK_INDEX, "lo").await {
+            drop(netlink);
+            if let Err(cleanup) = remove_path(&path) {
+                tracing::error!(ns = %name, error = %crate::error::chain(&cleanup), "Cannot undo a failed namespace creation");
+            }
+            return Err(e.into());
+        }
+        Ok(Created { ino, netlink })
+    }
+
+    /// Opens a netlink socket inside namespace `name`, which must be the namespace with inode
+    /// `ino`.
+    pub async fn open_netlink(&self, name: &NsName, ino: u64) -> Result<Netlink, NetnsError> {
+        let path = self.path(name);
+        let ns = name.clone();
+        let socket = self
+            .on_own_thread(name, move || {
+                let fd = open_verified(&path, ino)?;
+                nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|source| {
+                    NetnsError::Setns {
+                        name: ns.clone(),
+                        source,
+                    }
+                })?;
+                rtnetlink::new_connection()
+                    .map_err(|source| NetnsError::NetlinkSocket { name: ns, source })
+            })
+            .await??;
+        Ok(Netlink::start(name.clone(), socket, &self.runtime))
+    }
+
+    /// Removes namespace `name` (inode `ino`) from `/run/netns` and returns a handle that
+    /// keeps it alive: drop it to let the kernel free the namespace, or pass it to
+    /// [`Netns::reattach`] to undo.
+    pub async fn detach(&self, name: &NsName, ino: u64) -> Result<OwnedFd, NetnsError> {
+        let path = self.path(name);
+        blocking(move || {
+            let fd = open_verified(&path, ino)?;
+            nix::mount::umount2(&path, MntFlags::MNT_DETACH).map_err(|source| {
+                NetnsError::Unmount {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            fs::remove_file(&path).map_err(|source| NetnsError::Unlink { path, source })?;
+            Ok(fd)
+        })
+        .await
+    }
+
+    /// Puts a detached namespace back under its name.
+    pub async fn reattach(&self, name: &NsName, fd: OwnedFd) -> Result<(), NetnsError> {
+        let path = self.path(name);
+        let name = name.clone();
+        blocking(move || {
+            create_mount_point(&path, &name)?;
+            let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let mounted = nix::mount::mount(
+                Some(source.as_str()),
+                &path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            );
+            if let Err(source) = mounted {
+                let _ = fs::remove_file(&path);
+                return Err(NetnsError::BindMount { path, source });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes whatever mount and file is at namespace `name`'s path. For recovery only,
+    /// after the caller has decided the path is ours.
+    pub fn remove_blocking(&self, name: &NsName) -> Result<(), NetnsError> {
+        remove_path(&self.path(name))
+    }
+
+    /// Runs `job` on a new OS thread that has entered the runtime (so sockets it opens can be
+    /// registered with the reactor) and waits for it without blocking a worker.
+    async fn on_own_thread<T, F>(&self, name: &NsName, job: F) -> Result<T, NetnsError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let runtime = self.runtime.clone();
+        std::thread::Builder::new()
+            .name(format!("ns-{}", truncate(name.as_str(), 12)))
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                let _entered = runtime.enter();
+                let _ = tx.send(job());
+            })
+            .map_err(|e| NetnsError::Thread(format!("cannot spawn: {e}")))?;
+        rx.await
+            .map_err(|_| NetnsError::Thread("it panicked".into()))
+    }
+}
+
+/// Runs on a dedicated thread, which it leaves inside the new namespace (the thread exits).
+fn create_on_this_thread(
+    dir: &Path,
+    dir_ready: &Mutex<bool>,
+    path: &Path,
+    name: &NsName,
+) -> Result<(u64, NetlinkSocket), NetnsError> {
+    ensure_run_dir(dir, dir_ready)?;
+    create_mount_point(path, name)?;
+    let undo = |e: NetnsError| {
+        if let Err(cleanup) = remove_path(path) {
+            tracing::error!(ns = %name, error = %crate::error::chain(&cleanup), "Cannot undo a failed namespace creation");
+        }
+        e
+    };
+    nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+        .map_err(|source| undo(NetnsError::Unshare { source }))?;
+    nix::mount::mount(
+        Some("/proc/thread-self/ns/net"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|source| {
+        undo(NetnsError::BindMount {
+            path: path.to_owned(),
+            source,
+        })
+    })?;
+    let ino = fs::metadata(path)
+        .map_err(|source| {
+            undo(NetnsError::Open {
+                path: path.to_owned(),
+                source,
+            })
+        })?
+        .ino();
+    // IPv6 duplicate-address detection would hold new addresses back for seconds.
+    for key in [
+        "/proc/sys/net/ipv6/conf/all/accept_dad",
+        "/proc/sys/net/ipv6/conf/default/accept_dad",
+    ] {
+        match fs::write(key, b"0") {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // IPv6 is disabled.
+            Err(source) => {
+                return Err(undo(NetnsError::Sysctl {
+                    name: name.clone(),
+                    key,
+                    source,
+                }));
+            }
+        }
+    }
+    let socket = rtnetlink::new_connection().map_err(|source| {
+        undo(NetnsError::NetlinkSocket {
+            name: name.clone(),
+            source,
+        })
+    })?;
+    Ok((ino, socket))
+}
+
+/// Makes sure `/run/netns` exists and is a shared mount point, as iproute2 does, so that the
+/// namespaces mounted there are seen by every mount namespace that shares it.
+fn ensure_run_dir(dir: &Path, ready: &Mutex<bool>) -> Result<(), NetnsError> {
+    let mut ready = ready.lock().unwrap_or_else(|p| p.into_inner());
+    if *ready {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|source| NetnsError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    // Other helpers (and tests) may do the same at the same time: serialise on the directory.
+    let handle = File::open(dir).map_err(|source| NetnsError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let _lock =
+        Flock::lock(handle, FlockArg::LockExclusive).map_err(|(_, e)| NetnsError::MakeShared {
+            path: dir.to_owned(),
+            source: e,
+        })?;
+    let mut bound = false;
+    loop {
+        let shared = nix::mount::mount(
+            None::<&str>,
+            dir,
+            None::<&str>,
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        );
+        match shared {
+            Ok(()) => break,
+            Err(Errno::EINVAL) if !bound => {
+                // Not a mount point yet: bind it onto itself, then make that shared.
+                nix::mount::mount(
+                    Some(dir),
+                    dir,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|source| NetnsError::MakeShared {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                bound = true;
+            }
+            Err(source) => {
+                return Err(NetnsError::MakeShared {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    *ready = true;
+    Ok(())
+}
+
+/// Creates the empty file a namespace is mounted on; fails if anything is there.
+fn create_mount_point(path: &Path, name: &NsName) -> Result<(), NetnsError> {
+    let flags =
+        OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
+    match nix::fcntl::open(path, flags, Mode::empty()) {
+        Ok(fd) => {
+            drop(fd);
+            Ok(())
+        }
+        Err(Errno::EEXIST) => Err(NetnsError::Exists { name: name.clone() }),
+        Err(source) => Err(NetnsError::CreateMountPoint {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Opens a namespace's path and checks that it is the namespace with inode `ino`.
+fn open_verified(path: &Path, ino: u64) -> Result<OwnedFd, NetnsError> {
+    let open_err = |source| NetnsError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(open_err)?;
+    let meta = file.metadata().map_err(open_err)?;
+    let is_ns = nix::sys::statfs::fstatfs(&file)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+        .unwrap_or(false);
+    if !is_ns || meta.ino() != ino {
+        return Err(NetnsError::NotOurs {
+            path: path.to_owned(),
+        });
+    }
+    Ok(file.into())
+}
+
+fn inspect_path(path: &Path) -> Result<PathState, NetnsError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PathState::Missing),
+        Err(source) => {
+            return Err(NetnsError::Open {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let fs_type = nix::sys::statfs::statfs(path)
+        .map_err(|e| NetnsError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        })?
+        .filesystem_type();
+    if fs_type == nix::sys::statfs::NSFS_MAGIC {
+        return Ok(PathState::Mounted { ino: meta.ino() });
+    }
+    let parent_dev = path
+        .parent()
+        .and_then(|p| fs::metadata(p).ok())
+        .map(|m| m.dev());
+    if meta.is_file() && meta.len() == 0 && parent_dev == Some(meta.dev()) {
+        return Ok(PathState::Placeholder);
+    }
+    Ok(PathState::Other)
+}
+
+/// Unmounts (if mounted) and removes a namespace path; missing pieces are not errors.
+fn remove_path(path: &Path) -> Result<(), NetnsError> {
+    match nix::mount::umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+        Err(source) => {
+            return Err(NetnsError::Unmount {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(NetnsError::Unlink {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+async fn blocking<T, F>(job: F) -> Result<T, NetnsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, NetnsError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|e| NetnsError::Thread(format!("blocking task failed: {e}")))?
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    &s[..s.len().min(max)]
+}

@@ -1,0 +1,60 @@
+//! `ns_delete`: check ownership, detach the namespace, record the effect (kept alive until
+//! commit, so that an atomic request can put it back).
+
+use tsim_protocol::OpResult;
+use tsim_protocol::ops::{NsDelete, NsDeleted};
+
+use super::OpCtx;
+use crate::batch::{Effect, Txn};
+use crate::error::HelperError;
+use crate::netns::{NetnsError, PathState};
+
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: NsDelete,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    let helper = ctx.helper;
+    let name = args.name;
+    if !helper.registry.is_managed(&name) {
+        return Err(match helper.netns.inspect(&name)? {
+            PathState::Missing => {
+                HelperError::NotFound(format!("Namespace {:?} does not exist", name.as_str()))
+            }
+            _ => HelperError::NotManaged(format!(
+                "Namespace {:?} exists but is not managed by this helper; it is left alone",
+                name.as_str()
+            )),
+        });
+    }
+    let ino = helper
+        .registry
+        .begin_delete(&name, ctx.peer.uid, ctx.peer.admin)?;
+    match helper.netns.detach(&name, ino).await {
+        Ok(handle) => {
+            txn.push(Effect::NsDeleted {
+                name: name.clone(),
+                handle,
+            });
+            Ok(OpResult::NsDelete(NsDeleted { name }))
+        }
+        Err(NetnsError::NotOurs { .. }) => {
+            helper.registry.finish_delete(&name);
+            Err(HelperError::NotManaged(format!(
+                "Namespace {:?} was replaced outside the helper; it is forgotten and left alone",
+                name.as_str()
+            )))
+        }
+        Err(NetnsError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            helper.registry.finish_delete(&name);
+            Err(HelperError::NotFound(format!(
+                "Namespace {:?} had been removed outside the helper; it is forgotten",
+                name.as_str()
+            )))
+        }
+        Err(e) => {
+            helper.registry.abort_delete(&name);
+            Err(e.into())
+        }
+    }
+}

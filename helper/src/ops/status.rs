@@ -1,0 +1,26 @@
+//! `status`: version, uptime, managed objects, connections, and per-operation statistics.
+
+use tsim_protocol::OpResult;
+use tsim_protocol::ops::{Status, StatusReport};
+use tsim_protocol::version;
+
+use super::OpCtx;
+use crate::error::HelperError;
+
+pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperError> {
+    let helper = ctx.helper;
+    let (connections, in_flight, requests) = helper.counter_values();
+    Ok(OpResult::Status(StatusReport {
+        helper_version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: version::CURRENT,
+        pid: std::process::id(),
+        uptime_ms: helper.uptime_ms(),
+        state_dir: helper.config.state_dir.display().to_string(),
+        hidden_ns: helper.config.hidden_ns.to_string(),
+        namespaces: u32::try_from(helper.registry.count()).unwrap_or(u32::MAX),
+        connections,
+        in_flight,
+        requests,
+        ops: helper.metrics.snapshot(),
+    }))
+}

@@ -1,0 +1,358 @@
+//! The on-disk registry: one small JSON record per managed object, written atomically.
+//!
+//! Layout under the state directory (default `/run/tsim`):
+//!
+//! ```text
+//! ns/<name>.json     one record per managed namespace
+//! ```
+//!
+//! A record is written to a temporary file and renamed over the old one, so a reader (the
+//! next helper start) sees either the old or the new record, never a torn one. There is no
+//! fsync: the records describe kernel objects that do not survive a machine crash either,
+//! and against a process crash the rename alone is atomic.
+//!
+//! These records are the only serializable types outside `tsim-protocol`; they are private
+//! to the helper and versioned separately from the wire.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tsim_protocol::ops::NsInfo;
+use tsim_protocol::{NsName, Tag};
+
+/// Version of the record format.
+const RECORD_VERSION: u32 = 1;
+
+/// A failure to use the state directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state directory is unsafe to use.
+    #[error("Refusing state directory {path}: {reason}")]
+    UnsafeDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A directory could not be created or inspected.
+    #[error("Cannot use directory {path}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record could not be written.
+    #[error("Cannot write {path}")]
+    Write {
+        /// The record's path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A record could not be removed.
+    #[error("Cannot remove {path}")]
+    Remove {
+        /// The record's path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Whether a namespace's creation is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// Created (or being created) by a request that has not committed; rolled back at start.
+    Creating,
+    /// Committed.
+    Ready,
+}
+
+/// The persisted record of one managed namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsRecord {
+    /// Record format version.
+    pub version: u32,
+    /// The namespace's name.
+    pub name: NsName,
+    /// The uid of the peer that created it.
+    pub owner_uid: u32,
+    /// Its tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: u64,
+    /// The namespace's inode number (nsfs), 0 while not yet known. Used to recognise our
+    /// namespace under `/run/netns` and never mistake another one for it.
+    pub netns_ino: u64,
+    /// Committed or not.
+    pub state: RecordState,
+}
+
+impl NsRecord {
+    /// A fresh record in state `Creating`.
+    pub fn creating(name: NsName, owner_uid: u32, tag: Option<Tag>, created_ms: u64) -> Self {
+        Self {
+            version: RECORD_VERSION,
+            name,
+            owner_uid,
+            tag,
+            created_ms,
+            netns_ino: 0,
+            state: RecordState::Creating,
+        }
+    }
+
+    /// The wire view of this record.
+    pub fn info(&self) -> NsInfo {
+        NsInfo {
+            name: self.name.clone(),
+            owner_uid: self.owner_uid,
+            tag: self.tag.clone(),
+            created_ms: self.created_ms,
+        }
+    }
+}
+
+/// A record file that could not be read; reported and left in place for an operator.
+#[derive(Debug)]
+pub struct BadRecord {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// The state directory.
+#[derive(Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+    ns_dir: PathBuf,
+}
+
+impl StateStore {
+    /// Opens (creating if needed) the state directory, refusing one that another user could
+    /// tamper with: it must be a real directory (not a symlink), owned by the helper's user,
+    /// and not writable by group or others.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        ensure_private_dir(dir, 0o755)?;
+        let ns_dir = dir.join("ns");
+        ensure_private_dir(&ns_dir, 0o700)?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            ns_dir,
+        })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ns_path(&self, name: &NsName) -> PathBuf {
+        self.ns_dir.join(format!("{name}.json"))
+    }
+
+    /// Writes a namespace record atomically.
+    pub fn save_ns(&self, record: &NsRecord) -> Result<(), StateError> {
+        let path = self.ns_path(&record.name);
+        let json = serde_json::to_vec_pretty(record).expect("a record always serializes");
+        write_atomic(&path, &json).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Removes a namespace record; a missing record is not an error.
+    pub fn remove_ns(&self, name: &NsName) -> Result<(), StateError> {
+        let path = self.ns_path(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Remove { path, source }),
+        }
+    }
+
+    /// Reads every namespace record. Unreadable ones are returned apart, untouched.
+    pub fn load_ns(&self) -> Result<(Vec<NsRecord>, Vec<BadRecord>), StateError> {
+        let dir_err = |source| StateError::Dir {
+            path: self.ns_dir.clone(),
+            source,
+        };
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for entry in fs::read_dir(&self.ns_dir).map_err(dir_err)? {
+            let path = entry.map_err(dir_err)?.path();
+            let file_name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if file_name.starts_with('.') {
+                // A temporary file left by a crash between write and rename.
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            let Some(stem) = file_name.strip_suffix(".json") else {
+                continue;
+            };
+            match read_record(&path) {
+                Ok(record) if record.name.as_str() == stem => good.push(record),
+                Ok(record) => bad.push(BadRecord {
+                    reason: format!("it names namespace {:?}", record.name.as_str()),
+                    path,
+                }),
+                Err(reason) => bad.push(BadRecord { path, reason }),
+            }
+        }
+        good.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((good, bad))
+    }
+}
+
+fn read_record(path: &Path) -> Result<NsRecord, String> {
+    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let record: NsRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if record.version != RECORD_VERSION {
+        return Err(format!("unknown record version {}", record.version));
+    }
+    Ok(record)
+}
+
+/// Creates `dir` with `mode` if missing, then checks that it is safe to use.
+fn ensure_private_dir(dir: &Path, mode: u32) -> Result<(), StateError> {
+    let unsafe_dir = |reason: String| StateError::UnsafeDir {
+        path: dir.to_owned(),
+        reason,
+    };
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(dir)
+                .map_err(|source| StateError::Dir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+            // The umask may have narrowed the mode; set it exactly.
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).map_err(|source| {
+                StateError::Dir {
+                    path: dir.to_owned(),
+                    source,
+                }
+            })?;
+        }
+        Err(source) => {
+            return Err(StateError::Dir {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+        Ok(_) => {}
+    }
+    let meta = fs::symlink_metadata(dir).map_err(|source| StateError::Dir {
+        path: dir.to_owned(),
+        source,
+    })?;
+    if meta.file_type().is_symlink() {
+        return Err(unsafe_dir("it is a symbolic link".into()));
+    }
+    if !meta.is_dir() {
+        return Err(unsafe_dir("it is not a directory".into()));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Err(unsafe_dir(format!(
+            "it is owned by uid {}, not {euid}",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "its mode {:04o} lets others write",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("record");
+    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> NsName {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn save_load_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&tmp.path().join("state")).unwrap();
+        let mut rec = NsRecord::creating(name("a"), 1000, Some("t".parse().unwrap()), 5);
+        store.save_ns(&rec).unwrap();
+        rec.state = RecordState::Ready;
+        rec.netns_ino = 77;
+        store.save_ns(&rec).unwrap();
+        store
+            .save_ns(&NsRecord::creating(name("b"), 0, None, 6))
+            .unwrap();
+        fs::write(tmp.path().join("state/ns/garbage.json"), b"{").unwrap();
+        fs::write(tmp.path().join("state/ns/.c.json.tmp"), b"{").unwrap();
+        let (good, bad) = store.load_ns().unwrap();
+        assert_eq!(good.len(), 2);
+        assert_eq!(good[0], rec);
+        assert_eq!(bad.len(), 1);
+        assert!(!tmp.path().join("state/ns/.c.json.tmp").exists());
+        store.remove_ns(&name("a")).unwrap();
+        store.remove_ns(&name("a")).unwrap();
+        assert_eq!(store.load_ns().unwrap().0.len(), 1);
+    }
+
+    #[test]
+    fn unsafe_dirs_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = StateStore::open(&link).unwrap_err().to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = StateStore::open(&real).unwrap_err().to_string();
+        assert!(err.contains("lets others write"), "{err}");
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let err = StateStore::open(&file).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+    }
+}
