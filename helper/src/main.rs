@@ -27,12 +27,7 @@ fn main() -> ExitCode {
 fn run(config: Config) -> anyhow::Result<()> {
     // Everything up to the capability drop runs before any other thread exists: capabilities
     // are per thread, and taking the activated socket changes the environment.
-    // SAFETY: no other thread has been started (logging set-up starts none).
-    #[allow(
-        unsafe_code,
-        reason = "taking systemd's socket unsets LISTEN_* in the environment"
-    )]
-    let activated = unsafe { listener::activated() }?;
+    let activated = take_activated_socket()?;
     let authz = authorizer(&config)?;
     let (std_listener, origin) = if config.stdio {
         (None, None)
