@@ -100,26 +100,21 @@ struct Pending {
     last_error: Option<WireError>,
 }
 
-struct Inner {
-    writer: tokio::sync::Mutex<Writer>,
-    pending: Mutex<Pending>,
-    next_id: AtomicU64,
-}
-
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner")
-            .field("next_id", &self.next_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A connection to the helper.
-#[derive(Debug)]
+/// A connection to the helper. Dropping it closes the connection.
 pub struct Client {
-    inner: Arc<Inner>,
+    /// Owned here only, so that dropping the client closes the connection.
+    writer: tokio::sync::Mutex<Writer>,
+    /// Shared with the reader task.
+    pending: Arc<Mutex<Pending>>,
+    next_id: AtomicU64,
     welcome: Welcome,
     reader: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("welcome", &self.welcome).finish_non_exhaustive()
+    }
 }
 
 impl Drop for Client {
@@ -221,14 +216,12 @@ impl Client {
                 });
             }
         };
-        let inner = Arc::new(Inner {
-            writer: tokio::sync::Mutex::new(writer),
-            pending: Mutex::new(Pending::default()),
-            next_id: AtomicU64::new(1),
-        });
-        let reader = tokio::spawn(read_loop(reader, Arc::clone(&inner)));
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let reader = tokio::spawn(read_loop(reader, Arc::clone(&pending)));
         Ok(Client {
-            inner,
+            writer: tokio::sync::Mutex::new(writer),
+            pending,
+            next_id: AtomicU64::new(1),
             welcome,
             reader,
         })
@@ -245,7 +238,7 @@ impl Client {
         ops: Vec<Op>,
         options: RequestOptions,
     ) -> Result<PendingRequest, ClientError> {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, rx) = oneshot::channel();
         let (events_tx, events) = if options.progress {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -254,7 +247,7 @@ impl Client {
             (None, None)
         };
         {
-            let mut pending = self.inner.lock();
+            let mut pending = lock(&self.pending);
             if pending.closed {
                 return Err(ClientError::Closed(pending.last_error.clone()));
             }
@@ -273,7 +266,7 @@ impl Client {
             progress: options.progress,
         });
         if let Err(e) = self.send(&request).await {
-            self.inner.lock().calls.remove(&id);
+            lock(&self.pending).calls.remove(&id);
             return Err(e);
         }
         Ok(PendingRequest {
@@ -351,7 +344,7 @@ impl Client {
                 results: Vec::new(),
             });
         }
-        let mut writer = self.inner.writer.lock().await;
+        let mut writer = self.writer.lock().await;
         writer
             .send(Bytes::from(body))
             .await
@@ -359,39 +352,37 @@ impl Client {
     }
 }
 
-impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn unexpected(result: &OpResult) -> ClientError {
     ClientError::Protocol(format!("unexpected result for operation {}", result.name()))
 }
 
-async fn read_loop(mut reader: Reader, inner: Arc<Inner>) {
+async fn read_loop(mut reader: Reader, pending: Arc<Mutex<Pending>>) {
     while let Some(Ok(frame)) = reader.next().await {
         match decode_body::<ServerMessage>(&frame) {
             Ok(ServerMessage::Response(response)) => {
-                let slot = inner.lock().calls.remove(&response.id);
+                let slot = lock(&pending).calls.remove(&response.id);
                 if let Some(slot) = slot {
                     let _ = slot.done.send(Ok(response));
                 }
             }
             Ok(ServerMessage::Event(event)) => {
-                let pending = inner.lock();
-                if let Some(tx) = pending.calls.get(&event.id).and_then(|s| s.events.as_ref()) {
+                let state = lock(&pending);
+                if let Some(tx) = state.calls.get(&event.id).and_then(|s| s.events.as_ref()) {
                     let _ = tx.send(event);
                 }
             }
-            Ok(ServerMessage::Error(error)) => inner.lock().last_error = Some(error),
+            Ok(ServerMessage::Error(error)) => lock(&pending).last_error = Some(error),
             Ok(ServerMessage::Welcome(_)) | Err(_) => {}
         }
     }
-    let mut pending = inner.lock();
-    pending.closed = true;
-    let last = pending.last_error.clone();
-    for (_, slot) in pending.calls.drain() {
+    let mut state = lock(&pending);
+    state.closed = true;
+    let last = state.last_error.clone();
+    for (_, slot) in state.calls.drain() {
         let _ = slot.done.send(Err(ClientError::Closed(last.clone())));
     }
 }
