@@ -113,7 +113,9 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("welcome", &self.welcome).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("welcome", &self.welcome)
+            .finish_non_exhaustive()
     }
 }
 

@@ -35,7 +35,9 @@ pub fn privileged() -> bool {
         return true;
     }
     if std::env::var("TSIM_REQUIRE_PRIV_TESTS").as_deref() == Ok("1") {
-        panic!("privileged test cannot run (needs root and CAP_SYS_ADMIN), and TSIM_REQUIRE_PRIV_TESTS=1");
+        panic!(
+            "privileged test cannot run (needs root and CAP_SYS_ADMIN), and TSIM_REQUIRE_PRIV_TESTS=1"
+        );
     }
     eprintln!("skipped: needs root and CAP_SYS_ADMIN");
     false
@@ -57,7 +59,10 @@ fn setup_once() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         let name = format!("tsimt-init-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().is_ok_and(|s| s.success());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "ip netns add failed: is iproute2 installed?");
         let _ = Command::new("ip").args(["netns", "del", &name]).status();
     });
@@ -69,10 +74,22 @@ pub fn binary(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         // target/<profile>/deps/<test binary> -> target/<profile>
         let exe = std::env::current_exe().expect("current exe");
-        let dir = exe.parent().and_then(Path::parent).expect("target dir").to_owned();
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_owned();
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "-p", "tsim-helper", "-p", "tsim-client", "--bins"]);
+        cargo.args([
+            "build",
+            "--quiet",
+            "-p",
+            "tsim-helper",
+            "-p",
+            "tsim-client",
+            "--bins",
+        ]);
         if release {
             cargo.arg("--release");
         }
@@ -94,7 +111,10 @@ pub fn unique_prefix() -> String {
 
 /// The names listed by `ip netns list`.
 pub fn ip_netns_list() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -104,7 +124,9 @@ pub fn ip_netns_list() -> Vec<String> {
 
 /// Removes every `/run/netns` entry that starts with `prefix` (umount, then unlink).
 pub fn remove_netns_with_prefix(prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else { return };
+    let Ok(entries) = std::fs::read_dir(NETNS_DIR) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(prefix) {
@@ -126,7 +148,10 @@ pub struct HelperOptions {
 
 impl Default for HelperOptions {
     fn default() -> Self {
-        Self { args: Vec::new(), group: "0".into() }
+        Self {
+            args: Vec::new(),
+            group: "0".into(),
+        }
     }
 }
 
@@ -155,8 +180,12 @@ impl TestHelper {
 
     /// Starts a helper with `options`.
     pub fn start_with(options: HelperOptions) -> Self {
-        let dir = tempfile::Builder::new().prefix("tsim-test-").tempdir().expect("tempdir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let dir = tempfile::Builder::new()
+            .prefix("tsim-test-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let prefix = unique_prefix();
         let mut helper = TestHelper {
             socket: dir.path().join("helper.sock"),
@@ -188,7 +217,11 @@ impl TestHelper {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(binary("tsim-helper"))
             .args(["--socket", &self.socket.display().to_string()])
             .args(self.args())
@@ -264,6 +297,12 @@ impl TestHelper {
         wait_timeout(&mut child, Duration::from_secs(30)).expect("helper exits after SIGTERM")
     }
 
+    /// Waits for a helper that was already sent SIGTERM to exit.
+    pub fn terminate_already_signalled(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, Duration::from_secs(30)).expect("helper exits after SIGTERM")
+    }
+
     /// Waits (up to `limit`) for the helper to exit on its own.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let child = self.child.as_mut().expect("running");
@@ -320,7 +359,9 @@ impl RawConn {
     /// Connects without a handshake.
     pub fn connect(socket: &Path) -> Self {
         let stream = UnixStream::connect(socket).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         Self { stream }
     }
 
@@ -367,7 +408,10 @@ impl RawConn {
         match self.stream.read(&mut byte) {
             Ok(0) => true,
             Ok(_) => false,
-            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
         }
     }
 

@@ -22,7 +22,11 @@ fn handshake_welcome_and_ping() {
     let status = client.status().unwrap();
     assert_eq!(status.pid, helper.pid());
     assert_eq!(status.hidden_ns, helper.ns("hidden"));
-    let ping = status.ops.iter().find(|o| o.op == "ping").expect("ping statistics");
+    let ping = status
+        .ops
+        .iter()
+        .find(|o| o.op == "ping")
+        .expect("ping statistics");
     assert_eq!((ping.count, ping.errors), (10, 0));
 }
 
@@ -35,7 +39,11 @@ fn major_version_mismatch_is_refused() {
     match raw.recv() {
         Some(ServerMessage::Error(e)) => {
             assert_eq!(e.code, ErrorCode::UnsupportedVersion);
-            assert!(e.message.contains(&format!("{}.0", version::MAJOR + 1)), "{}", e.message);
+            assert!(
+                e.message.contains(&format!("{}.0", version::MAJOR + 1)),
+                "{}",
+                e.message
+            );
         }
         other => panic!("expected an error frame, got {other:?}"),
     }
@@ -43,7 +51,9 @@ fn major_version_mismatch_is_refused() {
 
     // A newer minor version is accepted.
     let mut raw = RawConn::connect(&helper.socket);
-    raw.send(&serde_json::json!({"type": "hello", "protocol": [version::MAJOR, 99], "extra": true}));
+    raw.send(
+        &serde_json::json!({"type": "hello", "protocol": [version::MAJOR, 99], "extra": true}),
+    );
     assert!(matches!(raw.recv(), Some(ServerMessage::Welcome(_))));
 }
 
@@ -64,7 +74,9 @@ fn the_first_message_must_be_hello() {
     raw.send(&serde_json::json!({"type": "hello", "protocol": [1, 0]}));
     assert!(matches!(raw.recv(), Some(ServerMessage::Error(e)) if e.code == ErrorCode::BadRequest));
     raw.send(&serde_json::json!({"type": "request", "id": 5, "ops": [{"op": "ping"}]}));
-    assert!(matches!(raw.recv(), Some(ServerMessage::Response(r)) if r.id == 5 && r.error.is_none()));
+    assert!(
+        matches!(raw.recv(), Some(ServerMessage::Response(r)) if r.id == 5 && r.error.is_none())
+    );
 }
 
 #[test]
@@ -73,7 +85,10 @@ fn stdio_mode_serves_one_client() {
     let helper = TestHelper::start();
     let mut child = std::process::Command::new(tsim_tests::binary("tsim-helper"))
         .arg("--stdio")
-        .args(["--state-dir", &helper.dir.path().join("stdio-state").display().to_string()])
+        .args([
+            "--state-dir",
+            &helper.dir.path().join("stdio-state").display().to_string(),
+        ])
         .args(["--group", "0", "--log", "text"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -82,21 +97,30 @@ fn stdio_mode_serves_one_client() {
         .unwrap();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let reader = tokio::net::unix::pipe::Receiver::from_owned_fd(stdout.into()).unwrap();
         let writer = tokio::net::unix::pipe::Sender::from_owned_fd(stdin.into()).unwrap();
-        let client = tsim_client::Client::over(reader, writer, "stdio-test").await.unwrap();
+        let client = tsim_client::Client::over(reader, writer, "stdio-test")
+            .await
+            .unwrap();
         assert!(client.welcome().peer.authorized);
         client.ping().await.unwrap();
         let name = helper.ns("stdio").parse().unwrap();
         client.ns_create(name, None).await.unwrap();
         assert_eq!(client.ns_list().await.unwrap().len(), 1);
-        let err = client.ns_create(helper.ns("stdio").parse().unwrap(), None).await.unwrap_err();
+        let err = client
+            .ns_create(helper.ns("stdio").parse().unwrap(), None)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::AlreadyExists));
         drop(client);
     });
-    let status = tsim_tests::wait_timeout(&mut child, std::time::Duration::from_secs(20)).expect("exits on EOF");
+    let status = tsim_tests::wait_timeout(&mut child, std::time::Duration::from_secs(20))
+        .expect("exits on EOF");
     assert!(status.success(), "{status}");
     assert!(tsim_tests::ip_netns_list().contains(&helper.ns("stdio")));
 }

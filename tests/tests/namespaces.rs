@@ -14,7 +14,10 @@ fn name(s: &str) -> NsName {
 }
 
 fn create(n: &str) -> Op {
-    Op::NsCreate(NsCreate { name: name(n), tag: None })
+    Op::NsCreate(NsCreate {
+        name: name(n),
+        tag: None,
+    })
 }
 
 fn delete(n: &str) -> Op {
@@ -23,7 +26,11 @@ fn delete(n: &str) -> Op {
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().unwrap();
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -33,20 +40,39 @@ fn create_list_delete_match_the_kernel() {
     let helper = TestHelper::start();
     let client = helper.client();
     let (a, b) = (helper.ns("a"), helper.ns("b"));
-    client.ns_create(name(&a), Some("job-1".parse().unwrap())).unwrap();
+    client
+        .ns_create(name(&a), Some("job-1".parse().unwrap()))
+        .unwrap();
     client.ns_create(name(&b), None).unwrap();
 
     let listed = ip_netns_list();
     assert!(listed.contains(&a) && listed.contains(&b), "{listed:?}");
-    let ours: Vec<String> = client.ns_list().unwrap().into_iter().map(|n| n.name.to_string()).collect();
+    let ours: Vec<String> = client
+        .ns_list()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name.to_string())
+        .collect();
     assert_eq!(ours, vec![a.clone(), b.clone()]);
     let info = &client.ns_list().unwrap()[0];
-    assert_eq!((info.owner_uid, info.tag.as_ref().map(|t| t.as_str())), (0, Some("job-1")));
+    assert_eq!(
+        (info.owner_uid, info.tag.as_ref().map(|t| t.as_str())),
+        (0, Some("job-1"))
+    );
 
     // lo is up, and IPv6 duplicate-address detection is off.
     let lo = ip(&["-n", &a, "-j", "link", "show", "lo"]);
     assert!(lo.contains("\"UP\""), "{lo}");
-    let dad = Command::new("ip").args(["netns", "exec", &a, "cat", "/proc/sys/net/ipv6/conf/default/accept_dad"]).output().unwrap();
+    let dad = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &a,
+            "cat",
+            "/proc/sys/net/ipv6/conf/default/accept_dad",
+        ])
+        .output()
+        .unwrap();
     if dad.status.success() {
         assert_eq!(String::from_utf8_lossy(&dad.stdout).trim(), "0");
     }
@@ -81,7 +107,13 @@ fn duplicates_unknown_and_foreign_namespaces() {
     let err = client.ns_create(name(&foreign), None).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::AlreadyExists), "{err}");
     assert!(ip_netns_list().contains(&foreign));
-    assert!(client.ns_list().unwrap().iter().all(|n| n.name.as_str() != foreign));
+    assert!(
+        client
+            .ns_list()
+            .unwrap()
+            .iter()
+            .all(|n| n.name.as_str() != foreign)
+    );
     ip(&["netns", "del", &foreign]);
 }
 
@@ -91,14 +123,22 @@ fn atomic_rollback_leaves_nothing() {
     let helper = TestHelper::start();
     let client = helper.client();
     let names: Vec<String> = ["a", "b", "c"].iter().map(|s| helper.ns(s)).collect();
-    let atomic = RequestOptions { atomic: true, progress: false };
+    let atomic = RequestOptions {
+        atomic: true,
+        progress: false,
+    };
 
     // The fourth operation fails in the helper: all three creations are undone.
     let mut ops: Vec<Op> = names.iter().map(|n| create(n)).collect();
     ops.push(create(&names[0]));
     let err = client.request(ops, atomic).unwrap_err();
-    let tsim_client::ClientError::Remote { error, results } = err else { panic!("{err:?}") };
-    assert_eq!((error.code, error.op_index), (ErrorCode::AlreadyExists, Some(3)));
+    let tsim_client::ClientError::Remote { error, results } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (error.code, error.op_index),
+        (ErrorCode::AlreadyExists, Some(3))
+    );
     assert!(results.is_empty());
     let listed = ip_netns_list();
     for n in &names {
@@ -110,14 +150,19 @@ fn atomic_rollback_leaves_nothing() {
 
     // The fourth operation cannot even be decoded: nothing runs at all.
     let mut raw = RawConn::handshake(&helper.socket);
-    let mut ops: Vec<serde_json::Value> =
-        names.iter().map(|n| serde_json::json!({"op": "ns_create", "name": n})).collect();
+    let mut ops: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| serde_json::json!({"op": "ns_create", "name": n}))
+        .collect();
     ops.push(serde_json::json!({"op": "ns_create", "name": "../x"}));
     raw.send(&serde_json::json!({"type": "request", "id": 7, "atomic": true, "ops": ops}));
     match raw.recv() {
         Some(ServerMessage::Response(r)) => {
             let e = r.error.expect("an error");
-            assert_eq!((r.id, e.code, e.op_index), (7, ErrorCode::InvalidArgument, Some(3)));
+            assert_eq!(
+                (r.id, e.code, e.op_index),
+                (7, ErrorCode::InvalidArgument, Some(3))
+            );
             assert!(e.message.contains("\"../x\""), "{}", e.message);
         }
         other => panic!("{other:?}"),
@@ -127,10 +172,22 @@ fn atomic_rollback_leaves_nothing() {
     // A deletion inside a failed atomic request is undone too: the namespace comes back.
     client.ns_create(name(&names[0]), None).unwrap();
     let before = ip(&["netns", "exec", &names[0], "readlink", "/proc/self/ns/net"]);
-    let err = client.request(vec![delete(&names[0]), create(&names[1]), delete(&helper.ns("zz"))], atomic).unwrap_err();
+    let err = client
+        .request(
+            vec![
+                delete(&names[0]),
+                create(&names[1]),
+                delete(&helper.ns("zz")),
+            ],
+            atomic,
+        )
+        .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
     let listed = ip_netns_list();
-    assert!(listed.contains(&names[0]) && !listed.contains(&names[1]), "{listed:?}");
+    assert!(
+        listed.contains(&names[0]) && !listed.contains(&names[1]),
+        "{listed:?}"
+    );
     let after = ip(&["netns", "exec", &names[0], "readlink", "/proc/self/ns/net"]);
     assert_eq!(before, after, "the same namespace must be restored");
     assert_eq!(client.ns_list().unwrap().len(), 1);
@@ -145,8 +202,13 @@ fn non_atomic_failure_keeps_earlier_results() {
     let (a, b) = (helper.ns("a"), helper.ns("b"));
     let ops = vec![create(&a), create(&a), create(&b)];
     let err = client.request(ops, RequestOptions::default()).unwrap_err();
-    let tsim_client::ClientError::Remote { error, results } = err else { panic!("{err:?}") };
-    assert_eq!((error.code, error.op_index), (ErrorCode::AlreadyExists, Some(1)));
+    let tsim_client::ClientError::Remote { error, results } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (error.code, error.op_index),
+        (ErrorCode::AlreadyExists, Some(1))
+    );
     assert!(matches!(&results[..], [OpResult::NsCreate(c)] if c.name.as_str() == a));
     let listed = ip_netns_list();
     assert!(listed.contains(&a) && !listed.contains(&b), "{listed:?}");
@@ -158,19 +220,40 @@ fn cancel_rolls_back_an_atomic_request() {
     let helper = TestHelper::start();
     let client = helper.client();
     let a = helper.ns("a");
-    let ops = vec![create(&a), Op::Ping(Ping { delay_ms: Some(30_000) })];
-    let pending = client.start(ops, RequestOptions { atomic: true, progress: true }).unwrap();
+    let ops = vec![
+        create(&a),
+        Op::Ping(Ping {
+            delay_ms: Some(30_000),
+        }),
+    ];
+    let pending = client
+        .start(
+            ops,
+            RequestOptions {
+                atomic: true,
+                progress: true,
+            },
+        )
+        .unwrap();
     let id = pending.id;
     // Wait until the creation is done and the delay has begun.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !ip_netns_list().contains(&a) {
-        assert!(std::time::Instant::now() < deadline, "namespace never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "namespace never appeared"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     client.cancel(id).unwrap();
     let err = client.wait(pending).unwrap_err();
-    let tsim_client::ClientError::Remote { error, results } = err else { panic!("{err:?}") };
-    assert_eq!((error.code, error.op_index), (ErrorCode::Cancelled, Some(1)));
+    let tsim_client::ClientError::Remote { error, results } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (error.code, error.op_index),
+        (ErrorCode::Cancelled, Some(1))
+    );
     assert!(results.is_empty());
     assert!(!ip_netns_list().contains(&a));
     assert!(client.ns_list().unwrap().is_empty());
@@ -184,7 +267,9 @@ fn state_survives_kill_9() {
     {
         let client = helper.client();
         for n in &names {
-            client.ns_create(name(n), Some("keep".parse().unwrap())).unwrap();
+            client
+                .ns_create(name(n), Some("keep".parse().unwrap()))
+                .unwrap();
         }
     }
     let before = helper.client().ns_list().unwrap();
@@ -219,16 +304,31 @@ fn restart_reconciles_with_the_kernel() {
     let interrupted = helper.ns("interrupted");
     let record = serde_json::json!({"version": 1, "name": interrupted, "owner_uid": 0, "created_ms": 1,
         "netns_ino": 0, "state": "creating"});
-    std::fs::write(helper.state.join("ns").join(format!("{interrupted}.json")), record.to_string()).unwrap();
+    std::fs::write(
+        helper.state.join("ns").join(format!("{interrupted}.json")),
+        record.to_string(),
+    )
+    .unwrap();
     std::fs::write(format!("/run/netns/{interrupted}"), b"").unwrap();
 
     helper.restart();
     let client = helper.client();
-    let ours: Vec<String> = client.ns_list().unwrap().into_iter().map(|n| n.name.to_string()).collect();
+    let ours: Vec<String> = client
+        .ns_list()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name.to_string())
+        .collect();
     assert_eq!(ours, vec![kept.clone()]);
     let listed = ip_netns_list();
-    assert!(listed.contains(&replaced), "the stranger's namespace must be left alone");
-    assert!(!listed.contains(&interrupted), "the interrupted creation must be rolled back");
+    assert!(
+        listed.contains(&replaced),
+        "the stranger's namespace must be left alone"
+    );
+    assert!(
+        !listed.contains(&interrupted),
+        "the interrupted creation must be rolled back"
+    );
     let err = client.ns_delete(name(&replaced)).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotManaged));
     ip(&["netns", "del", &replaced]);
@@ -239,8 +339,18 @@ fn progress_events_arrive_before_the_response() {
     require_priv!();
     let helper = TestHelper::start();
     let client = helper.client();
-    let ops: Vec<Op> = (0..3).map(|i| create(&helper.ns(&format!("p{i}")))).collect();
-    let mut pending = client.start(ops, RequestOptions { atomic: false, progress: true }).unwrap();
+    let ops: Vec<Op> = (0..3)
+        .map(|i| create(&helper.ns(&format!("p{i}"))))
+        .collect();
+    let mut pending = client
+        .start(
+            ops,
+            RequestOptions {
+                atomic: false,
+                progress: true,
+            },
+        )
+        .unwrap();
     let mut events = pending.events.take().unwrap();
     let results = client.wait(pending).unwrap();
     assert_eq!(results.len(), 3);

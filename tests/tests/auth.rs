@@ -1,0 +1,168 @@
+//! Who is served: peers checked by the kernel's credentials, whatever the socket's mode;
+//! ownership of namespaces; and the capabilities the helper keeps.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tsim_tests::{HelperOptions, TestHelper, binary, ip_netns_list, require_priv};
+
+const NOBODY: u32 = 65534;
+
+/// A group id for this test run that no real group is likely to have.
+fn test_gid(offset: u32) -> u32 {
+    40_000 + (std::process::id() % 10_000) * 2 + offset
+}
+
+/// A copy of tsimctl that any user can execute.
+fn tsimctl_for_anyone(dir: &Path) -> PathBuf {
+    let copy = dir.join("tsimctl");
+    if !copy.exists() {
+        // Copy with a child process: a descriptor open for writing in this (multi-threaded)
+        // process could leak into a concurrent fork and make exec fail with ETXTBSY.
+        let ok = Command::new("install")
+            .args(["-m", "0755"])
+            .arg(binary("tsimctl"))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    copy
+}
+
+/// Runs tsimctl as uid/gid `NOBODY` with exactly the supplementary `groups`.
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is needed to set supplementary groups before setuid"
+)]
+fn tsimctl_as_nobody(helper: &TestHelper, groups: &[u32], args: &[&str]) -> Output {
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    let mut cmd = Command::new(tsimctl_for_anyone(helper.dir.path()));
+    cmd.arg("--socket")
+        .arg(&helper.socket)
+        .args(args)
+        .current_dir("/");
+    // SAFETY: the closure only makes async-signal-safe system calls (setgroups, setgid,
+    // setuid) between fork and exec, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&groups)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY))?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY))?;
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn strangers_are_refused_whatever_the_socket_mode() {
+    require_priv!();
+    let group = test_gid(0);
+    let helper = TestHelper::start_with(HelperOptions {
+        args: vec!["--socket-mode".into(), "0666".into()],
+        group: group.to_string(),
+    });
+    let mode = std::fs::metadata(&helper.socket)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o666);
+
+    let out = tsimctl_as_nobody(&helper, &[], &["ping"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("uid {NOBODY}")),
+        "{}",
+        text(&out)
+    );
+
+    let out = tsimctl_as_nobody(&helper, &[group], &["ping"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = tsimctl_as_nobody(&helper, &[group], &["--json", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // The helper is still serving everyone else.
+    helper.client().ping().unwrap();
+}
+
+#[test]
+fn only_owners_and_admins_delete() {
+    require_priv!();
+    let (group, admins) = (test_gid(0), test_gid(1));
+    let helper = TestHelper::start_with(HelperOptions {
+        args: vec!["--admin-group".into(), admins.to_string()],
+        group: group.to_string(),
+    });
+    let roots = helper.ns("roots");
+    helper
+        .client()
+        .ns_create(roots.parse().unwrap(), None)
+        .unwrap();
+
+    let out = tsimctl_as_nobody(&helper, &[group], &["ns", "del", &roots]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    assert!(ip_netns_list().contains(&roots));
+
+    let mine = helper.ns("mine");
+    let out = tsimctl_as_nobody(&helper, &[group], &["ns", "add", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = helper.client().ns_list().unwrap();
+    let info = listed.iter().find(|n| n.name.as_str() == mine).unwrap();
+    assert_eq!(info.owner_uid, NOBODY);
+    let out = tsimctl_as_nobody(&helper, &[group], &["ns", "del", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A member of the admin group may delete anyone's namespace.
+    let out = tsimctl_as_nobody(&helper, &[group, admins], &["ns", "del", &roots]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!ip_netns_list().contains(&roots));
+}
+
+#[test]
+fn the_helper_keeps_exactly_four_capabilities() {
+    require_priv!();
+    let helper = TestHelper::start();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", helper.pid())).unwrap();
+    // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21).
+    let expected = (1u64 << 10) | (1 << 12) | (1 << 13) | (1 << 21);
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+        let value = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(value, expected, "{set}: {value:#x}");
+    }
+    for set in ["CapInh", "CapAmb"] {
+        let line = status.lines().find(|l| l.starts_with(set)).unwrap();
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    let no_new_privs = status
+        .lines()
+        .find(|l| l.starts_with("NoNewPrivs"))
+        .unwrap();
+    assert!(no_new_privs.ends_with('1'), "{no_new_privs}");
+    // Every thread, not only the main one.
+    for task in std::fs::read_dir(format!("/proc/{}/task", helper.pid())).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("CapEff")).unwrap();
+        assert_eq!(
+            u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap(),
+            expected
+        );
+    }
+}
