@@ -14,12 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tsim_protocol::frame::encode_body;
 use tsim_protocol::{Event, NsName, Request, Response, ServerMessage, WireError};
 
 use crate::auth::Peer;
+use crate::conn::Outbox;
 use crate::context::Helper;
 use crate::error::{HelperError, chain};
 use crate::ops::{self, OpCtx};
@@ -110,7 +110,7 @@ impl Txn {
 #[derive(Debug)]
 pub struct Progress {
     id: u64,
-    out: mpsc::Sender<Bytes>,
+    out: Outbox,
     last: Option<Instant>,
 }
 
@@ -119,7 +119,7 @@ impl Progress {
     const INTERVAL: Duration = Duration::from_millis(50);
 
     /// Events for request `id`, written to `out`.
-    pub fn new(id: u64, out: mpsc::Sender<Bytes>) -> Self {
+    pub fn new(id: u64, out: Outbox) -> Self {
         Self {
             id,
             out,
@@ -139,7 +139,7 @@ impl Progress {
             stage: stage.to_owned(),
         });
         if let Ok(body) = encode_body(&event) {
-            let _ = self.out.send(Bytes::from(body)).await;
+            self.out.send(Bytes::from(body)).await;
         }
     }
 }

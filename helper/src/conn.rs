@@ -7,14 +7,15 @@
 //! slowed down, not refused).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,8 +36,8 @@ use crate::ops;
 /// How long a client has to send `hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Frames waiting for the writer; when full, requests wait to send their answers.
-const OUT_QUEUE: usize = 256;
+/// How long one frame may take to write before the client is considered gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -59,8 +60,7 @@ where
     let conn_id = NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("conn", id = conn_id, uid = peer.uid, pid = peer.pid);
     async move {
-        let (out, out_rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
-        let writer_task = tokio::spawn(write_loop(writer, out_rx, helper.config.max_frame));
+        let out = Outbox::new(writer, helper.config.max_frame);
         let mut frames = FramedRead::new(reader, FrameCodec::new(HANDSHAKE_MAX_FRAME));
         if handshake(&mut frames, &out, &peer, &helper).await {
             frames.decoder_mut().set_max(helper.config.max_frame);
@@ -73,10 +73,10 @@ where
                 life,
             });
             read_loop(&conn, &mut frames).await;
+            conn.out.close().await;
         } else {
-            drop(out);
+            out.close().await;
         }
-        let _ = writer_task.await;
         tracing::debug!("Connection closed");
     }
     .instrument(span)
@@ -96,7 +96,7 @@ pub async fn refuse<W: AsyncWrite + Unpin>(writer: W, error: WireError, max_fram
 /// Reads `hello` and answers it. Returns whether the connection is to be served.
 async fn handshake<R: AsyncRead + Unpin>(
     frames: &mut FramedRead<R, FrameCodec>,
-    out: &mpsc::Sender<Bytes>,
+    out: &Outbox,
     peer: &Peer,
     helper: &Helper,
 ) -> bool {
@@ -160,7 +160,7 @@ async fn handshake<R: AsyncRead + Unpin>(
 /// A served connection's shared state.
 #[derive(Debug)]
 struct Conn {
-    out: mpsc::Sender<Bytes>,
+    out: Outbox,
     peer: Peer,
     helper: Arc<Helper>,
     in_flight: Mutex<HashMap<u64, CancellationToken>>,
@@ -327,13 +327,13 @@ impl Conn {
                 encode_body(&response).expect("a small response encodes")
             }
         };
-        let _ = self.out.send(Bytes::from(body)).await;
+        self.out.send(Bytes::from(body)).await;
     }
 }
 
-async fn send(out: &mpsc::Sender<Bytes>, msg: &ServerMessage) -> bool {
+async fn send(out: &Outbox, msg: &ServerMessage) -> bool {
     match encode_body(msg) {
-        Ok(body) => out.send(Bytes::from(body)).await.is_ok(),
+        Ok(body) => out.send(Bytes::from(body)).await,
         Err(e) => {
             tracing::error!(error = %e, "Cannot encode a message");
             false
@@ -341,26 +341,50 @@ async fn send(out: &mpsc::Sender<Bytes>, msg: &ServerMessage) -> bool {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    writer: W,
-    mut frames: mpsc::Receiver<Bytes>,
-    max_frame: u32,
-) {
-    let mut sink = FramedWrite::new(writer, FrameCodec::new(max_frame));
-    while let Some(frame) = frames.recv().await {
-        if sink.feed(frame).await.is_err() {
-            return;
+type FrameSink = FramedWrite<Pin<Box<dyn AsyncWrite + Send>>, FrameCodec>;
+
+/// The write half of a connection, shared by everything that answers on it. Each frame is
+/// written and flushed by the task that produced it, without a hop through another task.
+#[derive(Clone)]
+pub struct Outbox {
+    sink: Arc<tokio::sync::Mutex<FrameSink>>,
+    broken: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("broken", &self.broken).finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    fn new<W: AsyncWrite + Send + 'static>(writer: W, max_frame: u32) -> Self {
+        let writer: Pin<Box<dyn AsyncWrite + Send>> = Box::pin(writer);
+        let sink = FramedWrite::new(writer, FrameCodec::new(max_frame));
+        Self { sink: Arc::new(tokio::sync::Mutex::new(sink)), broken: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Writes one frame body. Returns false if the client is gone (a write failed or took
+    /// longer than [`WRITE_TIMEOUT`]); later frames are then dropped at once.
+    pub async fn send(&self, body: Bytes) -> bool {
+        if self.broken.load(Ordering::Relaxed) {
+            return false;
         }
-        while let Ok(frame) = frames.try_recv() {
-            if sink.feed(frame).await.is_err() {
-                return;
-            }
+        let mut sink = self.sink.lock().await;
+        let ok = matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(body)).await, Ok(Ok(())));
+        if !ok {
+            tracing::debug!("Writing to the client failed or timed out; dropping its answers");
+            self.broken.store(true, Ordering::Relaxed);
         }
-        if sink.flush().await.is_err() {
-            return;
+        ok
+    }
+
+    async fn close(&self) {
+        if !self.broken.load(Ordering::Relaxed) {
+            let mut sink = self.sink.lock().await;
+            let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
         }
     }
-    let _ = sink.close().await;
 }
 
 fn log_outcome(response: &Response, elapsed: Duration) {

@@ -1,0 +1,263 @@
+//! `tsim-bench`: measures tsim-helper and, in the same run, the old way it replaces; prints a
+//! Markdown report (medians and ratios). `bench/run.sh` builds in release mode, runs it and
+//! writes `bench/RESULTS.md`.
+//!
+//! Needs root (it starts its own helper on a private socket, and creates namespaces with
+//! unique names that it removes again). All traffic stays on the Unix socket.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use tsim_client::{Client, RequestOptions};
+use tsim_protocol::NsName;
+use tsim_protocol::ops::{NsCreate, NsDelete};
+use tsim_protocol::{Op, OpResult};
+
+/// Benchmarks of tsim-helper, each beside its baseline measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "tsim-bench", max_term_width = 100)]
+struct Args {
+    /// The helper binary to start [default: tsim-helper next to this binary].
+    #[arg(long, value_name = "PATH")]
+    helper: Option<PathBuf>,
+    /// Round trips per connection for the no-op benchmark.
+    #[arg(long, default_value_t = 20_000)]
+    round_trips: usize,
+    /// Concurrent connections for the second no-op benchmark.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Namespaces created and deleted in the namespace benchmark.
+    #[arg(long, default_value_t = 100)]
+    namespaces: usize,
+    /// Runs of the Python start-up baseline.
+    #[arg(long, default_value_t = 20)]
+    python_runs: usize,
+}
+
+/// Latency samples.
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn quantile(&self, q: f64) -> Duration {
+        let mut v = self.0.clone();
+        v.sort_unstable();
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+    fn median(&self) -> Duration {
+        self.quantile(0.5)
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+struct Helper {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_helper(binary: &Path) -> anyhow::Result<Helper> {
+    // The state directory lives on tmpfs, as /run does on a real system.
+    let dir = PathBuf::from(format!("/dev/shm/tsim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let socket = dir.join("helper.sock");
+    let child = Command::new(binary)
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .args(["--group", "0", "--log", "text"])
+        .env("TSIM_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let helper = Helper { child, dir, socket };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&helper.socket).is_err() {
+        if Instant::now() > deadline {
+            bail!("the helper did not start");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(helper)
+}
+
+/// Sequential no-op round trips on one connection, on a single-threaded runtime (as tsimctl).
+fn round_trips(socket: &Path, count: usize) -> anyhow::Result<Samples> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let client = Client::connect(socket, "tsim-bench").await?;
+        for _ in 0..count / 10 {
+            client.ping().await?;
+        }
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let t = Instant::now();
+            client.ping().await?;
+            samples.push(t.elapsed());
+        }
+        Ok(Samples(samples))
+    })
+}
+
+/// `n` connections, each from its own thread, all doing round trips at once.
+fn concurrent_round_trips(socket: &Path, n: usize, count: usize) -> anyhow::Result<(Samples, f64)> {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let socket = socket.to_owned();
+            std::thread::spawn(move || round_trips(&socket, count))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in threads {
+        all.extend(t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??.0);
+    }
+    let per_sec = all.len() as f64 / started.elapsed().as_secs_f64();
+    Ok((Samples(all), per_sec))
+}
+
+/// The kernel's floor for a round trip between two sleeping threads on this machine: a
+/// blocking echo over a socketpair, no helper involved.
+fn kernel_floor(count: usize) -> anyhow::Result<Samples> {
+    use std::io::{Read, Write};
+    let (mut a, mut b) = std::os::unix::net::UnixStream::pair()?;
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = b.read(&mut buf) {
+            if n == 0 || b.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = [0u8; 256];
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        a.write_all(&[0x81; 40])?;
+        let _ = a.read(&mut buf)?;
+        samples.push(t.elapsed());
+    }
+    drop(a);
+    let _ = echo.join();
+    Ok(Samples(samples))
+}
+
+/// The anchor of the old way: every privileged step started a Python interpreter.
+fn python_start(runs: usize) -> anyhow::Result<Samples> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let status = Command::new("python3").args(["-c", "import subprocess, json"]).status()?;
+        if !status.success() {
+            bail!("python3 failed");
+        }
+        samples.push(t.elapsed());
+    }
+    Ok(Samples(samples))
+}
+
+/// Create and delete `n` namespaces one request at a time through the helper, and the same
+/// with `ip netns add`/`ip netns del` processes.
+fn namespaces(socket: &Path, n: usize) -> anyhow::Result<(Samples, Samples, Samples, Samples)> {
+    let prefix = format!("tb{:x}-", std::process::id());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (create, delete) = rt.block_on(async {
+        let client = Client::connect(socket, "tsim-bench").await?;
+        let (mut create, mut delete) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let name: NsName = format!("{prefix}h{i}").parse()?;
+            let t = Instant::now();
+            client.request(vec![Op::NsCreate(NsCreate { name: name.clone(), tag: None })], RequestOptions::default()).await?;
+            create.push(t.elapsed());
+            let t = Instant::now();
+            let r = client.request(vec![Op::NsDelete(NsDelete { name })], RequestOptions::default()).await?;
+            delete.push(t.elapsed());
+            anyhow::ensure!(matches!(r[..], [OpResult::NsDelete(_)]));
+        }
+        anyhow::Ok((create, delete))
+    })?;
+    let (mut ip_add, mut ip_del) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let name = format!("{prefix}i{i}");
+        let t = Instant::now();
+        anyhow::ensure!(Command::new("ip").args(["netns", "add", &name]).status()?.success());
+        ip_add.push(t.elapsed());
+        let t = Instant::now();
+        anyhow::ensure!(Command::new("ip").args(["netns", "del", &name]).status()?.success());
+        ip_del.push(t.elapsed());
+    }
+    Ok((Samples(create), Samples(delete), Samples(ip_add), Samples(ip_del)))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let binary = match args.helper {
+        Some(p) => p,
+        None => std::env::current_exe()?.with_file_name("tsim-helper"),
+    };
+    let helper = start_helper(&binary)?;
+    let python = python_start(args.python_runs)?;
+    let floor = kernel_floor(args.round_trips)?;
+    let one = round_trips(&helper.socket, args.round_trips)?;
+    let (many, per_sec) = concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
+    let (create, delete, ip_add, ip_del) = namespaces(&helper.socket, args.namespaces)?;
+    drop(helper);
+
+    let ratio = |old: Duration, new: Duration| format!("{:.0}×", old.as_secs_f64() / new.as_secs_f64());
+    println!("| measure | tsim-helper | baseline (same run) | ratio |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| no-op round trip, 1 connection: p50 / p99 (target p50 ≤ 20 µs) | {} / {} | `python3 -c 'import subprocess, json'` start: {} | {} |",
+        us(one.median()),
+        us(one.quantile(0.99)),
+        ms(python.median()),
+        ratio(python.median(), one.median())
+    );
+    println!(
+        "| kernel floor: blocking echo between two threads over a socketpair, p50 / p99 | | {} / {} | helper overhead above the floor: {} |",
+        us(floor.median()),
+        us(floor.quantile(0.99)),
+        us(one.median().saturating_sub(floor.median()))
+    );
+    println!(
+        "| no-op round trip, {} connections at once: p50 / p99, throughput | {} / {}, {:.0} req/s | | |",
+        args.connections,
+        us(many.median()),
+        us(many.quantile(0.99)),
+        per_sec
+    );
+    println!(
+        "| namespace create (lo up, DAD off, recorded): p50 / p99 | {} / {} | `ip netns add`: {} | {} |",
+        ms(create.median()),
+        ms(create.quantile(0.99)),
+        ms(ip_add.median()),
+        ratio(ip_add.median(), create.median())
+    );
+    println!(
+        "| namespace delete: p50 / p99 | {} / {} | `ip netns del`: {} | {} |",
+        ms(delete.median()),
+        ms(delete.quantile(0.99)),
+        ms(ip_del.median()),
+        ratio(ip_del.median(), delete.median())
+    );
+    Ok(())
+}
