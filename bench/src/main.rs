@@ -102,7 +102,9 @@ fn start_helper(binary: &Path) -> anyhow::Result<Helper> {
 
 /// Sequential no-op round trips on one connection, on a single-threaded runtime (as tsimctl).
 fn round_trips(socket: &Path, count: usize) -> anyhow::Result<Samples> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let client = Client::connect(socket, "tsim-bench").await?;
         for _ in 0..count / 10 {
@@ -129,7 +131,11 @@ fn concurrent_round_trips(socket: &Path, n: usize, count: usize) -> anyhow::Resu
         .collect();
     let mut all = Vec::new();
     for t in threads {
-        all.extend(t.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??.0);
+        all.extend(
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))??
+                .0,
+        );
     }
     let per_sec = all.len() as f64 / started.elapsed().as_secs_f64();
     Ok((Samples(all), per_sec))
@@ -166,7 +172,9 @@ fn python_start(runs: usize) -> anyhow::Result<Samples> {
     let mut samples = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
-        let status = Command::new("python3").args(["-c", "import subprocess, json"]).status()?;
+        let status = Command::new("python3")
+            .args(["-c", "import subprocess, json"])
+            .status()?;
         if !status.success() {
             bail!("python3 failed");
         }
@@ -179,17 +187,32 @@ fn python_start(runs: usize) -> anyhow::Result<Samples> {
 /// with `ip netns add`/`ip netns del` processes.
 fn namespaces(socket: &Path, n: usize) -> anyhow::Result<(Samples, Samples, Samples, Samples)> {
     let prefix = format!("tb{:x}-", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (create, delete) = rt.block_on(async {
         let client = Client::connect(socket, "tsim-bench").await?;
         let (mut create, mut delete) = (Vec::new(), Vec::new());
         for i in 0..n {
             let name: NsName = format!("{prefix}h{i}").parse()?;
             let t = Instant::now();
-            client.request(vec![Op::NsCreate(NsCreate { name: name.clone(), tag: None })], RequestOptions::default()).await?;
+            client
+                .request(
+                    vec![Op::NsCreate(NsCreate {
+                        name: name.clone(),
+                        tag: None,
+                    })],
+                    RequestOptions::default(),
+                )
+                .await?;
             create.push(t.elapsed());
             let t = Instant::now();
-            let r = client.request(vec![Op::NsDelete(NsDelete { name })], RequestOptions::default()).await?;
+            let r = client
+                .request(
+                    vec![Op::NsDelete(NsDelete { name })],
+                    RequestOptions::default(),
+                )
+                .await?;
             delete.push(t.elapsed());
             anyhow::ensure!(matches!(r[..], [OpResult::NsDelete(_)]));
         }
@@ -199,13 +222,28 @@ fn namespaces(socket: &Path, n: usize) -> anyhow::Result<(Samples, Samples, Samp
     for i in 0..n {
         let name = format!("{prefix}i{i}");
         let t = Instant::now();
-        anyhow::ensure!(Command::new("ip").args(["netns", "add", &name]).status()?.success());
+        anyhow::ensure!(
+            Command::new("ip")
+                .args(["netns", "add", &name])
+                .status()?
+                .success()
+        );
         ip_add.push(t.elapsed());
         let t = Instant::now();
-        anyhow::ensure!(Command::new("ip").args(["netns", "del", &name]).status()?.success());
+        anyhow::ensure!(
+            Command::new("ip")
+                .args(["netns", "del", &name])
+                .status()?
+                .success()
+        );
         ip_del.push(t.elapsed());
     }
-    Ok((Samples(create), Samples(delete), Samples(ip_add), Samples(ip_del)))
+    Ok((
+        Samples(create),
+        Samples(delete),
+        Samples(ip_add),
+        Samples(ip_del),
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -218,11 +256,13 @@ fn main() -> anyhow::Result<()> {
     let python = python_start(args.python_runs)?;
     let floor = kernel_floor(args.round_trips)?;
     let one = round_trips(&helper.socket, args.round_trips)?;
-    let (many, per_sec) = concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
+    let (many, per_sec) =
+        concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
     let (create, delete, ip_add, ip_del) = namespaces(&helper.socket, args.namespaces)?;
     drop(helper);
 
-    let ratio = |old: Duration, new: Duration| format!("{:.0}×", old.as_secs_f64() / new.as_secs_f64());
+    let ratio =
+        |old: Duration, new: Duration| format!("{:.0}×", old.as_secs_f64() / new.as_secs_f64());
     println!("| measure | tsim-helper | baseline (same run) | ratio |");
     println!("| --- | --- | --- | --- |");
     println!(

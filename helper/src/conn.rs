@@ -353,7 +353,9 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("broken", &self.broken).finish_non_exhaustive()
+        f.debug_struct("Outbox")
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
     }
 }
 
@@ -361,7 +363,10 @@ impl Outbox {
     fn new<W: AsyncWrite + Send + 'static>(writer: W, max_frame: u32) -> Self {
         let writer: Pin<Box<dyn AsyncWrite + Send>> = Box::pin(writer);
         let sink = FramedWrite::new(writer, FrameCodec::new(max_frame));
-        Self { sink: Arc::new(tokio::sync::Mutex::new(sink)), broken: Arc::new(AtomicBool::new(false)) }
+        Self {
+            sink: Arc::new(tokio::sync::Mutex::new(sink)),
+            broken: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Writes one frame body. Returns false if the client is gone (a write failed or took
@@ -371,7 +376,10 @@ impl Outbox {
             return false;
         }
         let mut sink = self.sink.lock().await;
-        let ok = matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.send(body)).await, Ok(Ok(())));
+        let ok = matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, sink.send(body)).await,
+            Ok(Ok(()))
+        );
         if !ok {
             tracing::debug!("Writing to the client failed or timed out; dropping its answers");
             self.broken.store(true, Ordering::Relaxed);

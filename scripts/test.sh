@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs formatting and lint checks, every
+# Rust test (unit, kernel and end-to-end), the Python client tests and the packaging checks
+# once they exist. Privileged tests need root; with TSIM_REQUIRE_PRIV_TESTS=1 (as in CI) a
+# privileged test that cannot run fails instead of being skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo doc"
+RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
+
+step "cargo test"
+cargo build --workspace --bins --locked --quiet
+cargo test --workspace --locked
+
+if [ -d client/python/tests ]; then
+  step "Python client tests"
+  scripts/python-tests.sh
+fi
+
+if [ -x packaging/check.sh ]; then
+  step "packaging checks"
+  packaging/check.sh
+fi
+
+step "leftover namespaces"
+left=$(ip netns list | awk '{print $1}' | grep -E '^(tt[0-9a-f]+x[0-9]+-|tsimt-|tb[0-9a-f]+-)' || true)
+if [ -n "$left" ]; then
+  echo "test namespaces were left behind:" >&2
+  echo "$left" >&2
+  exit 1
+fi
+echo "none"
+echo
+echo "all checks passed"
