@@ -106,7 +106,8 @@ impl Txn {
     }
 }
 
-/// Sends progress events for one request, at most one every [`Progress::INTERVAL`].
+/// Sends progress events for one request, at most one every 50 ms (besides the first and the
+/// last).
 #[derive(Debug)]
 pub struct Progress {
     id: u64,
