@@ -25,6 +25,9 @@ pub enum HelperError {
     /// The caller may not act on the object.
     #[error("{0}")]
     PermissionDenied(String),
+    /// Refused by policy.
+    #[error("{0}")]
+    NotAllowed(String),
     /// The object is in the middle of another request's change.
     #[error("{0}")]
     Busy(String),
@@ -51,6 +54,7 @@ impl HelperError {
             HelperError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             HelperError::NotManaged(_) => ErrorCode::NotManaged,
             HelperError::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            HelperError::NotAllowed(_) => ErrorCode::NotAllowed,
             HelperError::Busy(_) => ErrorCode::Busy,
             HelperError::Cancelled => ErrorCode::Cancelled,
             HelperError::Netns(e) => e.code(),

@@ -209,9 +209,10 @@ impl TestHelper {
             format!("{}hidden", self.prefix),
             "--group".to_owned(),
             self.options.group.clone(),
-            "--log".to_owned(),
-            "text".to_owned(),
         ];
+        if !self.options.args.iter().any(|a| a == "--log") {
+            args.extend(["--log".to_owned(), "text".to_owned()]);
+        }
         args.extend(self.options.args.iter().cloned());
         args
     }

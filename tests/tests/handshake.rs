@@ -130,3 +130,36 @@ fn connecting_to_a_missing_socket_is_a_connect_error() {
     let err = tsim_client::BlockingClient::connect("/nonexistent/tsim.sock", "t").unwrap_err();
     assert!(matches!(err, ClientError::Connect { .. }), "{err:?}");
 }
+
+#[test]
+fn json_and_journald_logging() {
+    require_priv!();
+    // JSON: every line on stderr is a JSON object.
+    let json = TestHelper::start_with(tsim_tests::HelperOptions {
+        args: vec!["--log".into(), "json".into()],
+        ..Default::default()
+    });
+    json.client().ping().unwrap();
+    let log = json.log();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(value.get("level").is_some(), "{line}");
+    }
+    // journald: used when reachable, otherwise a warning and text on stderr; serving either way.
+    let journald = TestHelper::start_with(tsim_tests::HelperOptions {
+        args: vec!["--log".into(), "journald".into()],
+        ..Default::default()
+    });
+    journald.client().ping().unwrap();
+    let journal_socket = std::path::Path::new("/run/systemd/journal/socket").exists();
+    if !journal_socket {
+        assert!(
+            journald.log().contains("Cannot reach journald"),
+            "{}",
+            journald.log()
+        );
+    }
+}

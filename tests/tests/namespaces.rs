@@ -96,6 +96,15 @@ fn duplicates_unknown_and_foreign_namespaces() {
     assert_eq!(err.code(), Some(ErrorCode::AlreadyExists));
     assert!(err.to_string().contains(&a), "{err}");
 
+    let err = client
+        .ns_create(name(&helper.ns("hidden")), None)
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(ErrorCode::NotAllowed),
+        "the hidden namespace's name is reserved"
+    );
+
     let err = client.ns_delete(name(&helper.ns("nope"))).unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound));
 

@@ -16,6 +16,12 @@ pub(super) async fn handle(
 ) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;
     let name = args.name;
+    if name == helper.config.hidden_ns {
+        return Err(HelperError::NotAllowed(format!(
+            "Namespace {:?} is reserved for the simulated network's bridges",
+            name.as_str()
+        )));
+    }
     if !helper.registry.is_managed(&name) && helper.netns.inspect(&name)? != PathState::Missing {
         return Err(HelperError::AlreadyExists(format!(
             "Namespace {:?} already exists and is not managed by this helper",
