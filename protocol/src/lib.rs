@@ -11,6 +11,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod names;
+pub mod net;
 pub mod ops;
 pub mod version;
 

@@ -43,6 +43,194 @@ fn golden_server(msg: ServerMessage, golden: &str) {
     assert_eq!(decode_body::<ServerMessage>(&unhex(golden)).unwrap(), msg);
 }
 
+fn ifname(s: &str) -> IfName {
+    s.parse().unwrap()
+}
+
+/// One of each network operation, with most optional fields set.
+fn network_ops() -> Vec<Op> {
+    let ns = || name("r1");
+    let cidr = |s: &str| -> Cidr { s.parse().unwrap() };
+    let ip = |s: &str| -> tsim_protocol::net::Ip { s.parse().unwrap() };
+    let mac: tsim_protocol::net::Mac = "02:00:00:00:00:01".parse().unwrap();
+    let route = RouteSpec {
+        ns: ns(),
+        dst: cidr("10.2.0.0/16"),
+        table: Some("100".parse().unwrap()),
+        kind: Some(tsim_protocol::net::RouteType::Unicast),
+        via: Some(ip("10.1.1.2")),
+        dev: Some(ifname("eth0")),
+        src: Some(ip("10.1.1.1")),
+        metric: Some(10),
+        tos: Some(4),
+        scope: Some(tsim_protocol::net::Scope::Global),
+        proto: Some(tsim_protocol::net::RouteProto::Static),
+        onlink: true,
+        nexthops: vec![NextHop {
+            via: Some(ip("10.1.1.3")),
+            dev: None,
+            weight: Some(2),
+            onlink: false,
+        }],
+    };
+    let rule = RuleSpec {
+        ns: ns(),
+        family: Some(tsim_protocol::net::Family::Inet),
+        pref: Some(100),
+        from: Some(cidr("10.1.1.0/24")),
+        to: Some(cidr("10.2.0.0/16")),
+        iif: Some(ifname("eth0")),
+        oif: Some(ifname("eth1")),
+        fwmark: Some(1),
+        fwmask: Some(255),
+        tos: Some(8),
+        dport: Some("80".parse().unwrap()),
+        sport: Some("1000-2000".parse().unwrap()),
+        ipproto: Some(tsim_protocol::net::IpProto::Tcp),
+        table: Some("main".parse().unwrap()),
+        action: tsim_protocol::net::RuleAction::Lookup,
+    };
+    let addr = AddrSpec {
+        ns: ns(),
+        dev: ifname("eth0"),
+        addr: cidr("10.1.1.1/24"),
+        broadcast: Some(ip("10.1.1.255")),
+        scope: Some(tsim_protocol::net::Scope::Global),
+        secondary: false,
+    };
+    vec![
+        Op::LinkAddVeth(LinkAddVeth {
+            ns: ns(),
+            name: ifname("eth0"),
+            peer_ns: name("hidden"),
+            peer_name: ifname("r1eth0"),
+            mtu: Some(1500),
+            mac: Some(mac),
+            peer_mac: None,
+            master: None,
+            peer_master: Some(ifname("br0")),
+            up: true,
+        }),
+        Op::LinkAddBridge(LinkAddBridge {
+            ns: name("hidden"),
+            name: ifname("br0"),
+            ageing_time: Some(30000),
+            mtu: None,
+            up: true,
+        }),
+        Op::LinkAddDummy(LinkAddDummy {
+            ns: ns(),
+            name: ifname("dummy0"),
+            mtu: None,
+            up: true,
+        }),
+        Op::LinkSet(LinkSet {
+            ns: ns(),
+            name: ifname("eth0"),
+            up: Some(false),
+            master: None,
+            nomaster: true,
+            mtu: Some(9000),
+            mac: Some(mac),
+            rename: Some(ifname("eth9")),
+        }),
+        Op::LinkDelete(LinkDelete {
+            ns: ns(),
+            name: ifname("eth9"),
+        }),
+        Op::LinkFlush(LinkFlush { ns: ns() }),
+        Op::LinkList(LinkList {
+            ns: ns(),
+            name: None,
+        }),
+        Op::AddrAdd(addr.clone()),
+        Op::AddrDelete(addr),
+        Op::AddrList(AddrList {
+            ns: ns(),
+            dev: Some(ifname("eth0")),
+            family: None,
+        }),
+        Op::RouteAdd(route.clone()),
+        Op::RouteReplace(route.clone()),
+        Op::RouteDelete(route),
+        Op::RouteFlush(RouteFlush {
+            ns: ns(),
+            table: "100".parse().unwrap(),
+            family: None,
+        }),
+        Op::RouteList(RouteList {
+            ns: ns(),
+            table: None,
+            family: Some(tsim_protocol::net::Family::Inet6),
+        }),
+        Op::RouteGet(RouteGet {
+            ns: ns(),
+            dst: ip("10.3.1.1"),
+            src: None,
+            iif: None,
+            mark: Some(7),
+        }),
+        Op::RuleAdd(rule.clone()),
+        Op::RuleDelete(rule),
+        Op::RuleList(RuleList {
+            ns: ns(),
+            family: None,
+        }),
+        Op::SysctlGet(SysctlGet {
+            ns: ns(),
+            key: "net.ipv4.ip_forward".parse().unwrap(),
+        }),
+        Op::SysctlSet(SysctlSet {
+            ns: ns(),
+            key: "net.ipv4.conf.all.arp_ignore".parse().unwrap(),
+            value: "1".parse().unwrap(),
+        }),
+        Op::NeighReplace(NeighReplace {
+            ns: ns(),
+            dev: ifname("eth0"),
+            ip: ip("10.1.1.9"),
+            lladdr: mac,
+            state: None,
+        }),
+        Op::NeighDelete(NeighDelete {
+            ns: ns(),
+            dev: ifname("eth0"),
+            ip: ip("10.1.1.9"),
+        }),
+        Op::NeighFlush(NeighFlush {
+            ns: ns(),
+            dev: None,
+        }),
+        Op::NetemSet(NetemSet {
+            ns: ns(),
+            dev: ifname("eth0"),
+            delay_us: 1000,
+        }),
+        Op::NetemDelete(NetemDelete {
+            ns: ns(),
+            dev: ifname("eth0"),
+        }),
+        Op::IptablesRestore(IptablesRestore {
+            ns: ns(),
+            payload: "*filter\nCOMMIT\n".into(),
+            noflush: true,
+            ipv6: false,
+        }),
+        Op::IptablesSave(IptablesSave {
+            ns: ns(),
+            table: Some(tsim_protocol::net::NfTable::Mangle),
+            counters: true,
+            ipv6: false,
+        }),
+        Op::IpsetRestore(IpsetRestore {
+            ns: ns(),
+            payload: "create s hash:ip\n".into(),
+            exist: false,
+        }),
+        Op::IpsetSave(IpsetSave { ns: ns() }),
+    ]
+}
+
 fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
     let client = vec![
         ClientMessage::Hello(Hello {
@@ -64,6 +252,12 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
                 Op::NsDelete(NsDelete { name: name("r1") }),
                 Op::NsList(NsList {}),
             ],
+            atomic: true,
+            progress: false,
+        }),
+        ClientMessage::Request(Request {
+            id: 2,
+            ops: network_ops(),
             atomic: true,
             progress: false,
         }),
@@ -141,15 +335,16 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
     (client, server)
 }
 
-const GOLDEN_CLIENT: [&str; 3] = [
-    "83a474797065a568656c6c6fa870726f746f636f6c920100a6636c69656e74ad7473696d63746c2f302e312e30",
+const GOLDEN_CLIENT: [&str; 4] = [
+    "83a474797065a568656c6c6fa870726f746f636f6c920101a6636c69656e74ad7473696d63746c2f302e312e30",
     "85a474797065a772657175657374a2696401a36f70739681a26f70a470696e6782a26f70a470696e67a864656c61795f6d73ccfa81a26f70a673746174757383a26f70a96e735f637265617465a46e616d65a27231a3746167a56a6f622d3782a26f70a96e735f64656c657465a46e616d65a2723181a26f70a76e735f6c697374a661746f6d6963c3a870726f6772657373c2",
+    "85a474797065a772657175657374a2696402a36f7073dc001e89a26f70ad6c696e6b5f6164645f76657468a26e73a27231a46e616d65a465746830a7706565725f6e73a668696464656ea9706565725f6e616d65a6723165746830a36d7475cd05dca36d6163b130323a30303a30303a30303a30303a3031ab706565725f6d6173746572a3627230a27570c385a26f70af6c696e6b5f6164645f627269646765a26e73a668696464656ea46e616d65a3627230ab616765696e675f74696d65cd7530a27570c384a26f70ae6c696e6b5f6164645f64756d6d79a26e73a27231a46e616d65a664756d6d7930a27570c388a26f70a86c696e6b5f736574a26e73a27231a46e616d65a465746830a27570c2a86e6f6d6173746572c3a36d7475cd2328a36d6163b130323a30303a30303a30303a30303a3031a672656e616d65a46574683983a26f70ab6c696e6b5f64656c657465a26e73a27231a46e616d65a46574683982a26f70aa6c696e6b5f666c757368a26e73a2723182a26f70a96c696e6b5f6c697374a26e73a2723186a26f70a8616464725f616464a26e73a27231a3646576a465746830a461646472ab31302e312e312e312f3234a962726f616463617374aa31302e312e312e323535a573636f7065a6676c6f62616c86a26f70ab616464725f64656c657465a26e73a27231a3646576a465746830a461646472ab31302e312e312e312f3234a962726f616463617374aa31302e312e312e323535a573636f7065a6676c6f62616c83a26f70a9616464725f6c697374a26e73a27231a3646576a4657468308ea26f70a9726f7574655f616464a26e73a27231a3647374ab31302e322e302e302f3136a57461626c6564a46b696e64a7756e6963617374a3766961a831302e312e312e32a3646576a465746830a3737263a831302e312e312e31a66d65747269630aa3746f7304a573636f7065a6676c6f62616ca570726f746fa6737461746963a66f6e6c696e6bc3a86e657874686f70739182a3766961a831302e312e312e33a6776569676874028ea26f70ad726f7574655f7265706c616365a26e73a27231a3647374ab31302e322e302e302f3136a57461626c6564a46b696e64a7756e6963617374a3766961a831302e312e312e32a3646576a465746830a3737263a831302e312e312e31a66d65747269630aa3746f7304a573636f7065a6676c6f62616ca570726f746fa6737461746963a66f6e6c696e6bc3a86e657874686f70739182a3766961a831302e312e312e33a6776569676874028ea26f70ac726f7574655f64656c657465a26e73a27231a3647374ab31302e322e302e302f3136a57461626c6564a46b696e64a7756e6963617374a3766961a831302e312e312e32a3646576a465746830a3737263a831302e312e312e31a66d65747269630aa3746f7304a573636f7065a6676c6f62616ca570726f746fa6737461746963a66f6e6c696e6bc3a86e657874686f70739182a3766961a831302e312e312e33a67765696768740283a26f70ab726f7574655f666c757368a26e73a27231a57461626c656483a26f70aa726f7574655f6c697374a26e73a27231a666616d696c79a5696e65743684a26f70a9726f7574655f676574a26e73a27231a3647374a831302e332e312e31a46d61726b07de0010a26f70a872756c655f616464a26e73a27231a666616d696c79a4696e6574a47072656664a466726f6dab31302e312e312e302f3234a2746fab31302e322e302e302f3136a3696966a465746830a36f6966a465746831a666776d61726b01a666776d61736bccffa3746f7308a564706f7274a23830a573706f7274a9313030302d32303030a7697070726f746fa3746370a57461626c65ccfea6616374696f6ea66c6f6f6b7570de0010a26f70ab72756c655f64656c657465a26e73a27231a666616d696c79a4696e6574a47072656664a466726f6dab31302e312e312e302f3234a2746fab31302e322e302e302f3136a3696966a465746830a36f6966a465746831a666776d61726b01a666776d61736bccffa3746f7308a564706f7274a23830a573706f7274a9313030302d32303030a7697070726f746fa3746370a57461626c65ccfea6616374696f6ea66c6f6f6b757082a26f70a972756c655f6c697374a26e73a2723183a26f70aa73797363746c5f676574a26e73a27231a36b6579b36e65742e697076342e69705f666f727761726484a26f70aa73797363746c5f736574a26e73a27231a36b6579bc6e65742e697076342e636f6e662e616c6c2e6172705f69676e6f7265a576616c7565a13185a26f70ad6e656967685f7265706c616365a26e73a27231a3646576a465746830a26970a831302e312e312e39a66c6c61646472b130323a30303a30303a30303a30303a303184a26f70ac6e656967685f64656c657465a26e73a27231a3646576a465746830a26970a831302e312e312e3982a26f70ab6e656967685f666c757368a26e73a2723184a26f70a96e6574656d5f736574a26e73a27231a3646576a465746830a864656c61795f7573cd03e883a26f70ac6e6574656d5f64656c657465a26e73a27231a3646576a46574683084a26f70b069707461626c65735f726573746f7265a26e73a27231a77061796c6f6164af2a66696c7465720a434f4d4d49540aa76e6f666c757368c384a26f70ad69707461626c65735f73617665a26e73a27231a57461626c65a66d616e676c65a8636f756e74657273c383a26f70ad69707365745f726573746f7265a26e73a27231a77061796c6f6164b1637265617465207320686173683a69700a82a26f70aa69707365745f73617665a26e73a27231a661746f6d6963c3a870726f6772657373c2",
     "82a474797065a663616e63656ca2696401",
 ];
 
 const GOLDEN_SERVER: [&str; 5] = [
     "85a474797065a777656c636f6d65a870726f746f636f6c920100ae68656c7065725f76657273696f6ea5302e312e30a66c696d69747384a96d61785f6672616d65ce01000000a76d61785f6f7073cd2710ad6d61785f696e5f666c6967687440af6d61785f636f6e6e656374696f6e73cd0100a47065657285a3756964cd03e8a3676964cd03e8a3706964cd1092aa617574686f72697a6564c3a561646d696ec2",
-    "83a474797065a8726573706f6e7365a2696401a7726573756c74739581a26f70a470696e6782a26f70a96e735f637265617465a46e616d65a2723182a26f70a96e735f64656c657465a46e616d65a2723182a26f70a76e735f6c697374aa6e616d657370616365739183a46e616d65a27232a96f776e65725f75696400aa637265617465645f6d73cf0000018bcfe568008ca26f70a6737461747573ae68656c7065725f76657273696f6ea5302e312e30a870726f746f636f6c920100a370696401a9757074696d655f6d7305a973746174655f646972a92f72756e2f7473696da968696464656e5f6e73ab7473696d2d68696464656eaa6e616d6573706163657302ab636f6e6e656374696f6e7301a9696e5f666c6967687401a8726571756573747303a36f70739187a26f70a470696e67a5636f756e7403a66572726f727300a67035305f757304a67039305f757305a67039395f757306a66d61785f757307",
+    "83a474797065a8726573706f6e7365a2696401a7726573756c74739581a26f70a470696e6782a26f70a96e735f637265617465a46e616d65a2723182a26f70a96e735f64656c657465a46e616d65a2723182a26f70a76e735f6c697374aa6e616d657370616365739183a46e616d65a27232a96f776e65725f75696400aa637265617465645f6d73cf0000018bcfe568008ca26f70a6737461747573ae68656c7065725f76657273696f6ea5302e312e30a870726f746f636f6c920101a370696401a9757074696d655f6d7305a973746174655f646972a92f72756e2f7473696da968696464656e5f6e73ab7473696d2d68696464656eaa6e616d6573706163657302ab636f6e6e656374696f6e7301a9696e5f666c6967687401a8726571756573747303a36f70739187a26f70a470696e67a5636f756e7403a66572726f727300a67035305f757304a67039305f757305a67039395f757306a66d61785f757307",
     "84a474797065a8726573706f6e7365a2696402a7726573756c747390a56572726f7283a4636f6465ab6e6f745f6d616e61676564a76d657373616765a178a86f705f696e64657803",
     "85a474797065a56576656e74a2696402a4646f6e6501a5746f74616c04a57374616765a96e735f637265617465",
     "83a474797065a56572726f72a4636f6465b17065726d697373696f6e5f64656e696564a76d657373616765a26e6f",
@@ -174,7 +369,7 @@ fn hello_frame_matches_protocol_md() {
         client: "tsimctl/0.1.0".into(),
     });
     let frame = encode_frame(&hello, version::DEFAULT_MAX_FRAME).unwrap();
-    let expected = "0000002d83a474797065a568656c6c6fa870726f746f636f6c920100a6636c69656e74ad7473696d63746c2f302e312e30";
+    let expected = "0000002d83a474797065a568656c6c6fa870726f746f636f6c920101a6636c69656e74ad7473696d63746c2f302e312e30";
     assert_eq!(hex(&frame), expected);
     let doc = include_str!("../PROTOCOL.md");
     let example = doc
@@ -198,11 +393,12 @@ fn hello_frame_matches_protocol_md() {
 #[test]
 fn every_op_name_matches_its_serde_tag() {
     let (client, _) = sample_messages();
-    let ClientMessage::Request(req) = &client[1] else {
-        unreachable!()
-    };
     let mut seen: Vec<&str> = Vec::new();
-    for op in &req.ops {
+    let requests = client.iter().filter_map(|m| match m {
+        ClientMessage::Request(r) => Some(r),
+        _ => None,
+    });
+    for op in requests.flat_map(|r| r.ops.iter()) {
         let value: rmpv::Value = decode_body(&encode_body(op).unwrap()).unwrap();
         let tag = value.as_map().unwrap()[0].1.as_str().unwrap().to_owned();
         assert_eq!(tag, op.name());

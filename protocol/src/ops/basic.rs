@@ -1,9 +1,4 @@
-//! The operations a request can carry, and their results.
-//!
-//! On the wire an operation is a map whose `"op"` key names it (`{"op": "ns_create", "name":
-//! "r1"}`); its other keys are the fields of its argument struct. A result is tagged the same
-//! way. Variants are encoded by name, so their order here does not matter; renaming one is an
-//! incompatible change.
+//! Arguments and results of the basic operations: `ping`, `status` and the namespaces.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,43 +7,6 @@ use crate::version::ProtocolVersion;
 
 /// Longest delay a `ping` may ask for, in milliseconds.
 pub const PING_MAX_DELAY_MS: u32 = 60_000;
-
-/// One operation. Each variant's arguments are a named struct.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// Do nothing (optionally after a delay) and answer.
-    Ping(Ping),
-    /// Report the helper's version, uptime, managed objects and per-operation statistics.
-    Status(Status),
-    /// Create a managed network namespace.
-    NsCreate(NsCreate),
-    /// Delete a managed network namespace.
-    NsDelete(NsDelete),
-    /// List the managed network namespaces.
-    NsList(NsList),
-}
-
-impl Op {
-    /// The wire names of every operation this crate knows.
-    pub const NAMES: [&'static str; 5] = ["ping", "status", "ns_create", "ns_delete", "ns_list"];
-
-    /// The operation's wire name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Ping(_) => "ping",
-            Op::Status(_) => "status",
-            Op::NsCreate(_) => "ns_create",
-            Op::NsDelete(_) => "ns_delete",
-            Op::NsList(_) => "ns_list",
-        }
-    }
-
-    /// Whether the operation changes state (and so may need undoing in an atomic batch).
-    pub fn is_mutating(&self) -> bool {
-        matches!(self, Op::NsCreate(_) | Op::NsDelete(_))
-    }
-}
 
 /// Arguments of `ping`.
 ///
@@ -96,35 +54,6 @@ pub struct NsDelete {
 /// Since protocol 1.0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NsList {}
-
-/// The result of one operation, tagged with the operation's name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum OpResult {
-    /// Result of `ping`.
-    Ping(Pong),
-    /// Result of `status`.
-    Status(StatusReport),
-    /// Result of `ns_create`.
-    NsCreate(NsCreated),
-    /// Result of `ns_delete`.
-    NsDelete(NsDeleted),
-    /// Result of `ns_list`.
-    NsList(NsListing),
-}
-
-impl OpResult {
-    /// The wire name of the operation this result belongs to.
-    pub fn name(&self) -> &'static str {
-        match self {
-            OpResult::Ping(_) => "ping",
-            OpResult::Status(_) => "status",
-            OpResult::NsCreate(_) => "ns_create",
-            OpResult::NsDelete(_) => "ns_delete",
-            OpResult::NsList(_) => "ns_list",
-        }
-    }
-}
 
 /// Result of `ping` (nothing yet).
 ///

@@ -1,0 +1,132 @@
+//! The operations a request can carry, and their results.
+//!
+//! On the wire an operation is a map whose `"op"` key names it (`{"op": "ns_create", "name":
+//! "r1"}`); its other keys are the fields of its argument struct. A result is tagged the same
+//! way. Variants are encoded by name, so their order here does not matter; renaming one is an
+//! incompatible change.
+//!
+//! The table in [`define_ops!`] is the only list of operations: it generates [`Op`],
+//! [`OpResult`], their names and [`Op::is_mutating`].
+
+use serde::{Deserialize, Serialize};
+
+mod basic;
+mod net;
+
+pub use basic::*;
+pub use net::*;
+
+/// Generates the operation and result enums from one table of
+/// `Variant(Args) -> Result, "name", mutating`.
+macro_rules! define_ops {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) -> $result:ty, $name:literal, $mutating:literal; )+) => {
+        /// One operation. Each variant's arguments are a named struct.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "op")]
+        pub enum Op {
+            $( $(#[$doc])* #[serde(rename = $name)] $variant($args), )+
+        }
+
+        /// The result of one operation, tagged with the operation's name.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "op")]
+        pub enum OpResult {
+            $( #[doc = concat!("Result of `", $name, "`.")] #[serde(rename = $name)] $variant($result), )+
+        }
+
+        impl Op {
+            /// The wire names of every operation this crate knows.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// The operation's wire name.
+            pub fn name(&self) -> &'static str {
+                match self { $( Op::$variant(_) => $name, )+ }
+            }
+
+            /// Whether the operation changes state (and so may need undoing in an atomic batch).
+            pub fn is_mutating(&self) -> bool {
+                match self { $( Op::$variant(_) => $mutating, )+ }
+            }
+        }
+
+        impl OpResult {
+            /// The wire name of the operation this result belongs to.
+            pub fn name(&self) -> &'static str {
+                match self { $( OpResult::$variant(_) => $name, )+ }
+            }
+        }
+    };
+}
+
+define_ops! {
+    /// Do nothing (optionally after a delay) and answer.
+    Ping(Ping) -> Pong, "ping", false;
+    /// Report the helper's version, uptime, managed objects and per-operation statistics.
+    Status(Status) -> StatusReport, "status", false;
+    /// Create a managed network namespace.
+    NsCreate(NsCreate) -> NsCreated, "ns_create", true;
+    /// Delete a managed network namespace.
+    NsDelete(NsDelete) -> NsDeleted, "ns_delete", true;
+    /// List the managed network namespaces.
+    NsList(NsList) -> NsListing, "ns_list", false;
+    /// Create a veth pair whose peer is born in another (or the same) managed namespace.
+    LinkAddVeth(LinkAddVeth) -> LinkAdded, "link_add_veth", true;
+    /// Create a bridge.
+    LinkAddBridge(LinkAddBridge) -> LinkAdded, "link_add_bridge", true;
+    /// Create a dummy interface.
+    LinkAddDummy(LinkAddDummy) -> LinkAdded, "link_add_dummy", true;
+    /// Change a link: up/down, master, MTU, MAC, name.
+    LinkSet(LinkSet) -> Done, "link_set", true;
+    /// Delete a link.
+    LinkDelete(LinkDelete) -> Done, "link_delete", true;
+    /// Delete every link of the helper's group in a namespace.
+    LinkFlush(LinkFlush) -> Flushed, "link_flush", true;
+    /// List links.
+    LinkList(LinkList) -> Links, "link_list", false;
+    /// Add an address.
+    AddrAdd(AddrSpec) -> Done, "addr_add", true;
+    /// Delete an address.
+    AddrDelete(AddrSpec) -> Done, "addr_delete", true;
+    /// List addresses.
+    AddrList(AddrList) -> Addrs, "addr_list", false;
+    /// Add a route.
+    RouteAdd(RouteSpec) -> Done, "route_add", true;
+    /// Add a route, or replace the one with the same destination, TOS and metric.
+    RouteReplace(RouteSpec) -> Done, "route_replace", true;
+    /// Delete a route.
+    RouteDelete(RouteSpec) -> Done, "route_delete", true;
+    /// Delete every route of a table.
+    RouteFlush(RouteFlush) -> Flushed, "route_flush", true;
+    /// List routes.
+    RouteList(RouteList) -> Routes, "route_list", false;
+    /// Ask which route the kernel would use.
+    RouteGet(RouteGet) -> RouteInfo, "route_get", false;
+    /// Add a policy rule.
+    RuleAdd(RuleSpec) -> Done, "rule_add", true;
+    /// Delete a policy rule.
+    RuleDelete(RuleSpec) -> Done, "rule_delete", true;
+    /// List policy rules.
+    RuleList(RuleList) -> Rules, "rule_list", false;
+    /// Read a sysctl on the allow-list.
+    SysctlGet(SysctlGet) -> SysctlRead, "sysctl_get", false;
+    /// Write a sysctl on the allow-list.
+    SysctlSet(SysctlSet) -> SysctlRead, "sysctl_set", true;
+    /// Add or replace a neighbour entry.
+    NeighReplace(NeighReplace) -> Done, "neigh_replace", true;
+    /// Delete a neighbour entry.
+    NeighDelete(NeighDelete) -> Done, "neigh_delete", true;
+    /// Delete every neighbour entry, permanent ones included.
+    NeighFlush(NeighFlush) -> Flushed, "neigh_flush", true;
+    /// Put a netem delay on an interface.
+    NetemSet(NetemSet) -> Done, "netem_set", true;
+    /// Remove an interface's root qdisc.
+    NetemDelete(NetemDelete) -> Done, "netem_delete", true;
+    /// Apply an `iptables-save` payload with `iptables-restore`.
+    IptablesRestore(IptablesRestore) -> Done, "iptables_restore", true;
+    /// Read the rules back with `iptables-save`.
+    IptablesSave(IptablesSave) -> Saved, "iptables_save", false;
+    /// Apply an `ipset save` payload with `ipset restore`.
+    IpsetRestore(IpsetRestore) -> Done, "ipset_restore", true;
+    /// Read the sets back with `ipset save`.
+    IpsetSave(IpsetSave) -> Saved, "ipset_save", false;
+}
