@@ -23,6 +23,7 @@ use crate::conn::Outbox;
 use crate::context::Helper;
 use crate::error::{HelperError, chain};
 use crate::ops::{self, OpCtx};
+use crate::undo::{self, Undo};
 
 /// A change made by an operation, undoable until committed.
 #[derive(Debug)]
@@ -41,15 +42,36 @@ pub enum Effect {
         /// Keeps the namespace alive so the deletion can be undone.
         handle: OwnedFd,
     },
+    /// Something changed inside a namespace.
+    Changed {
+        /// The namespace.
+        ns: NsName,
+        /// What was changed, for the log if undoing fails.
+        what: String,
+        /// How to put it back.
+        undo: Undo,
+    },
 }
 
 /// The effects of a request that are not committed yet.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Txn {
+    /// The request's registry id (see [`Helper::next_txn`]).
+    pub id: u64,
     effects: Vec<Effect>,
 }
 
 impl Txn {
+    /// An empty transaction for request `id`.
+    pub fn new(id: u64) -> Self {
+        Self { id, effects: Vec::new() }
+    }
+
+    /// Records a change inside namespace `ns` and how to undo it.
+    pub fn changed(&mut self, ns: &NsName, what: impl Into<String>, undo: Undo) {
+        self.effects.push(Effect::Changed { ns: ns.clone(), what: what.into(), undo });
+    }
+
     /// Records an effect.
     pub fn push(&mut self, effect: Effect) {
         self.effects.push(effect);
@@ -69,7 +91,7 @@ impl Txn {
         }
         for effect in self.effects.drain(..) {
             match effect {
-                Effect::NsCreated { .. } => {}
+                Effect::NsCreated { .. } | Effect::Changed { .. } => {}
                 Effect::NsDeleted { name, handle } => {
                     drop(handle);
                     helper.registry.finish_delete(&name);
@@ -91,6 +113,11 @@ impl Txn {
                         }
                     }
                     helper.registry.abort_create(&name);
+                }
+                Effect::Changed { ns, what, undo } => {
+                    if let Err(e) = undo::apply(helper, &ns, undo).await {
+                        tracing::error!(ns = %ns, error = %chain(&e), "Cannot undo: {what}");
+                    }
                 }
                 Effect::NsDeleted { name, handle } => {
                     match helper.netns.reattach(&name, handle).await {
@@ -158,13 +185,8 @@ pub async fn run(
         id, ops, atomic, ..
     } = request;
     let total = ops.len();
-    let ctx = OpCtx {
-        helper,
-        peer,
-        cancel,
-        atomic,
-    };
-    let mut txn = Txn::default();
+    let mut txn = Txn::new(helper.next_txn());
+    let ctx = OpCtx { helper, peer, cancel, atomic, txn: txn.id };
     let mut results = Vec::with_capacity(total);
     let mut failure: Option<WireError> = None;
 

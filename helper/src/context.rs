@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::netns::Netns;
 use crate::registry::{Recovery, Registry};
 use crate::state::{StateError, StateStore};
+use crate::tools::Tools;
 
 /// Everything the connections and operations share.
 #[derive(Debug)]
@@ -29,6 +30,9 @@ pub struct Helper {
     pub metrics: Metrics,
     /// Live counters.
     pub counters: Counters,
+    /// The external programs found at start.
+    pub tools: Tools,
+    next_txn: AtomicU64,
     started: Instant,
 }
 
@@ -61,9 +65,16 @@ impl Helper {
             netns,
             metrics: Metrics::default(),
             counters: Counters::default(),
+            tools: Tools::discover(),
+            next_txn: AtomicU64::new(1),
             started: Instant::now(),
         };
         Ok((Arc::new(helper), recovery))
+    }
+
+    /// A fresh request id for the registry (not the client's id, which is per connection).
+    pub fn next_txn(&self) -> u64 {
+        self.next_txn.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The limits announced in `welcome`.

@@ -31,6 +31,18 @@ pub enum HelperError {
     /// The object is in the middle of another request's change.
     #[error("{0}")]
     Busy(String),
+    /// Something did not finish in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The kernel or a tool failed in a way that is not the caller's fault.
+    #[error("{0}")]
+    Kernel(String),
+    /// A bug or an unexpected condition.
+    #[error("{0}")]
+    Internal(String),
+    /// A needed program or kernel feature is missing.
+    #[error("{0}")]
+    Unsupported(String),
     /// The request was cancelled.
     #[error("The request was cancelled")]
     Cancelled,
@@ -56,9 +68,13 @@ impl HelperError {
             HelperError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             HelperError::NotAllowed(_) => ErrorCode::NotAllowed,
             HelperError::Busy(_) => ErrorCode::Busy,
+            HelperError::Unsupported(_) => ErrorCode::Unsupported,
+            HelperError::Timeout(_) => ErrorCode::Timeout,
+            HelperError::Kernel(_) => ErrorCode::Kernel,
+            HelperError::Internal(_) => ErrorCode::Internal,
             HelperError::Cancelled => ErrorCode::Cancelled,
             HelperError::Netns(e) => e.code(),
-            HelperError::Netlink(_) => ErrorCode::Kernel,
+            HelperError::Netlink(e) => e.code,
             HelperError::State(_) => ErrorCode::Internal,
         }
     }

@@ -1,14 +1,23 @@
 //! Netlink requests on a socket that is bound to one managed namespace.
 //!
 //! Sockets are opened inside their namespace by [`crate::netns`]; this module only sends
-//! requests on them, from any thread. Dropping the last [`Netlink`] of a namespace closes its
-//! socket, which would otherwise keep the namespace alive.
+//! requests on them, from any task. It adds what the `rtnetlink` builders lack: the kernel's
+//! own error message (extended ACK), retry of interrupted dumps, and one error type that
+//! names the action and the namespace. Dropping the last [`Netlink`] of a namespace closes
+//! its socket, which would otherwise keep the namespace alive.
 
-use rtnetlink::LinkUnspec;
-use rtnetlink::packet_core::NetlinkMessage;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use rtnetlink::packet_core::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+};
 use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::sys::AsyncSocket;
 use tokio::runtime::Handle as RuntimeHandle;
-use tsim_protocol::NsName;
+use tsim_protocol::{ErrorCode, NsName};
 
 /// What `rtnetlink::new_connection` returns: the connection to drive, a handle, and the
 /// receiver of unsolicited messages.
@@ -21,20 +30,64 @@ pub type NetlinkSocket = (
     )>,
 );
 
-/// A failed netlink request.
-#[derive(Debug, thiserror::Error)]
-pub enum NetlinkError {
-    /// The kernel (or the socket) refused a request.
-    #[error("Cannot {action} in namespace {ns}")]
-    Request {
-        /// What was being done, e.g. "set lo up".
-        action: String,
-        /// The namespace.
-        ns: NsName,
-        /// The netlink error.
-        #[source]
-        source: rtnetlink::Error,
-    },
+/// How many times an interrupted dump is tried again.
+const DUMP_ATTEMPTS: usize = 5;
+
+/// A failed netlink request: what was being done, where, and what the kernel said.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("Cannot {action} in namespace {ns}: {}", self.reason())]
+pub struct NetlinkError {
+    /// What was being done, e.g. "add route 10.2.0.0/16".
+    pub action: String,
+    /// The namespace.
+    pub ns: NsName,
+    /// The kernel's error number (positive), or 0 if the socket itself failed.
+    pub errno: i32,
+    /// The kernel's message from the extended ACK, if it gave one.
+    pub kernel: Option<String>,
+    /// The wire code.
+    pub code: ErrorCode,
+}
+
+impl NetlinkError {
+    fn new(action: String, ns: &NsName, errno: i32, kernel: Option<String>) -> Self {
+        let code = match errno {
+            libc::EEXIST => ErrorCode::AlreadyExists,
+            libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::EADDRNOTAVAIL => ErrorCode::NotFound,
+            libc::EOPNOTSUPP => ErrorCode::Unsupported,
+            _ => ErrorCode::Kernel,
+        };
+        Self { action, ns: ns.clone(), errno, kernel, code }
+    }
+
+    /// The same error with another wire code.
+    pub fn with_code(mut self, code: ErrorCode) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// The same error with a clearer explanation replacing the kernel's.
+    pub fn explained(mut self, explanation: impl Into<String>) -> Self {
+        let kernel = self.kernel.take();
+        let explanation = explanation.into();
+        self.kernel = Some(match kernel {
+            Some(k) => format!("{explanation} (the kernel says: {k})"),
+            None => explanation,
+        });
+        self
+    }
+
+    fn reason(&self) -> String {
+        let os = if self.errno == 0 {
+            "the netlink socket failed".to_owned()
+        } else {
+            std::io::Error::from_raw_os_error(self.errno).to_string()
+        };
+        match &self.kernel {
+            Some(k) => format!("{k} ({os})"),
+            None => os,
+        }
+    }
 }
 
 /// A netlink socket inside one namespace.
@@ -42,17 +95,31 @@ pub enum NetlinkError {
 pub struct Netlink {
     ns: NsName,
     handle: rtnetlink::Handle,
+    /// Peer-namespace ids seen from this namespace, to name a veth's peer namespace.
+    nsids: Arc<Mutex<HashMap<i32, NsName>>>,
 }
 
 impl Netlink {
     /// Starts driving a socket opened inside namespace `ns` on `runtime`.
     pub fn start(ns: NsName, socket: NetlinkSocket, runtime: &RuntimeHandle) -> Self {
-        let (connection, handle, unsolicited) = socket;
+        let (mut connection, handle, unsolicited) = socket;
+        // The kernel's own error messages; only the header of the failed request echoed;
+        // dump requests checked strictly, so their filters are honoured.
+        let sock = connection.socket_mut().socket_mut();
+        for (what, result) in [
+            ("extended ACK", sock.set_ext_ack(true)),
+            ("capped ACK", sock.set_cap_ack(true)),
+            ("strict checking", sock.set_netlink_get_strict_chk(true)),
+        ] {
+            if let Err(e) = result {
+                tracing::debug!(ns = %ns, error = %e, "Cannot enable netlink {what}");
+            }
+        }
         // Nobody listens for unsolicited messages; dropping the receiver lets the connection
         // end as soon as the last handle is dropped.
         drop(unsolicited);
         runtime.spawn(connection);
-        Self { ns, handle }
+        Self { ns, handle, nsids: Arc::default() }
     }
 
     /// The namespace this socket is bound to.
@@ -60,22 +127,219 @@ impl Netlink {
         &self.ns
     }
 
-    /// Sets link `index` (called `what` in errors) up.
-    pub async fn set_up(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
-        let message = LinkUnspec::new_with_index(index).up().build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(|source| self.error(format!("set {what} up"), source))
+    /// An error for `action` in this namespace, without a kernel error number.
+    pub fn error(&self, action: impl Into<String>, errno: i32, kernel: Option<String>) -> NetlinkError {
+        NetlinkError::new(action.into(), &self.ns, errno, kernel)
     }
 
-    fn error(&self, action: String, source: rtnetlink::Error) -> NetlinkError {
-        NetlinkError::Request {
-            action,
-            ns: self.ns.clone(),
-            source,
+    /// Sends a request that expects only an acknowledgement.
+    pub async fn ack(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        action: impl FnOnce() -> String,
+    ) -> Result<(), NetlinkError> {
+        let mut request = NetlinkMessage::from(message);
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        let mut responses = match self.handle.clone().request(request) {
+            Ok(r) => r,
+            Err(_) => return Err(self.error(action(), 0, None)),
+        };
+        while let Some(response) = responses.next().await {
+            if let NetlinkPayload::Error(e) = response.payload {
+                if e.code.is_some() {
+                    return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                }
+            }
         }
+        Ok(())
+    }
+
+    /// Sends a request that expects one answer (a `get` that is not a dump).
+    pub async fn get(
+        &self,
+        message: RouteNetlinkMessage,
+        action: impl FnOnce() -> String,
+    ) -> Result<RouteNetlinkMessage, NetlinkError> {
+        let mut request = NetlinkMessage::from(message);
+        request.header.flags = NLM_F_REQUEST;
+        let mut responses = match self.handle.clone().request(request) {
+            Ok(r) => r,
+            Err(_) => return Err(self.error(action(), 0, None)),
+        };
+        let mut answer = None;
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::InnerMessage(m) => answer = Some(m),
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                }
+                _ => {}
+            }
+        }
+        answer.ok_or_else(|| self.error(action(), libc::ENODATA, None))
+    }
+
+    /// Dumps, trying again when the kernel reports that the dump was interrupted by a change
+    /// (`NLM_F_DUMP_INTR`).
+    pub async fn dump(
+        &self,
+        message: RouteNetlinkMessage,
+        action: impl Fn() -> String,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let mut request = NetlinkMessage::from(message.clone());
+            request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+            let mut responses = match self.handle.clone().request(request) {
+                Ok(r) => r,
+                Err(_) => return Err(self.error(action(), 0, None)),
+            };
+            let mut out = Vec::new();
+            let mut interrupted = false;
+            while let Some(response) = responses.next().await {
+                interrupted |= response.header.flags & NLM_F_DUMP_INTR != 0;
+                match response.payload {
+                    NetlinkPayload::InnerMessage(m) => out.push(m),
+                    NetlinkPayload::Error(e) if e.code.is_some() => {
+                        return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                    }
+                    _ => {}
+                }
+            }
+            if !interrupted {
+                return Ok(out);
+            }
+            tracing::debug!(ns = %self.ns, "Netlink dump interrupted; trying again");
+        }
+        Err(self.error(action(), libc::EINTR, Some("the dump was interrupted by changes every time".into())))
+    }
+
+    /// Sets link `index` (called `what` in errors) up.
+    pub async fn set_up(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_route::link::LinkFlags;
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        message.header.flags = LinkFlags::Up;
+        message.header.change_mask = LinkFlags::Up;
+        self.ack(RouteNetlinkMessage::SetLink(message), 0, || format!("set {what} up")).await
+    }
+
+    /// The index of link `name`, or `not_found`.
+    pub async fn link_index(&self, name: &str) -> Result<u32, NetlinkError> {
+        Ok(self.link_by_name(name).await?.header.index)
+    }
+
+    /// Link `name` as the kernel reports it, or `not_found`.
+    pub async fn link_by_name(&self, name: &str) -> Result<LinkMessage, NetlinkError> {
+        let mut message = LinkMessage::default();
+        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        let action = || format!("find interface {name}");
+        match self.get(RouteNetlinkMessage::GetLink(message), action).await {
+            Ok(RouteNetlinkMessage::NewLink(link)) => Ok(link),
+            Ok(_) => Err(self.error(action(), libc::EPROTO, None)),
+            Err(e) if e.errno == libc::ENODEV => {
+                Err(e.explained(format!("there is no interface {name}")).with_code(ErrorCode::NotFound))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every link in the namespace.
+    pub async fn links(&self) -> Result<Vec<LinkMessage>, NetlinkError> {
+        let messages = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), || "list links".into()).await?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(l),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The cached name of the managed namespace with peer-namespace id `nsid`.
+    pub fn cached_nsid(&self, nsid: i32) -> Option<NsName> {
+        self.nsids.lock().unwrap_or_else(|p| p.into_inner()).get(&nsid).cloned()
+    }
+
+    /// Remembers that peer-namespace id `nsid` is namespace `name`.
+    pub fn remember_nsid(&self, nsid: i32, name: NsName) {
+        self.nsids.lock().unwrap_or_else(|p| p.into_inner()).insert(nsid, name);
+    }
+
+    /// The id this namespace gives the namespace open at `fd` (-1 if none).
+    pub async fn nsid_of(&self, fd: std::os::fd::RawFd) -> Result<i32, NetlinkError> {
+        use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
+        let mut message = NsidMessage::default();
+        message.attributes.push(NsidAttribute::Fd(fd as u32));
+        let answer = self.get(RouteNetlinkMessage::GetNsId(message), || "read a namespace id".into()).await?;
+        if let RouteNetlinkMessage::NewNsId(m) = answer {
+            for attr in m.attributes {
+                if let NsidAttribute::Id(id) = attr {
+                    return Ok(id);
+                }
+            }
+        }
+        Ok(-1)
+    }
+}
+
+/// The kernel's message in an extended ACK: after the echoed request header (16 bytes, as
+/// the socket caps the echo), attributes of which `NLMSGERR_ATTR_MSG` (1) is the text.
+fn kernel_message(echo: &[u8]) -> Option<String> {
+    const HEADER: usize = 16;
+    const NLMSGERR_ATTR_MSG: u16 = 1;
+    let mut rest = echo.get(HEADER..)?;
+    while rest.len() >= 4 {
+        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
+        let kind = u16::from_ne_bytes([rest[2], rest[3]]) & 0x3fff;
+        if len < 4 || len > rest.len() {
+            return None;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &rest[4..len];
+            let text = text.split(|b| *b == 0).next().unwrap_or_default();
+            let text = String::from_utf8_lossy(text).trim().trim_end_matches('.').to_owned();
+            return (!text.is_empty()).then_some(text);
+        }
+        rest = rest.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_ack_messages() {
+        let mut echo = vec![0u8; 16];
+        let text = b"Nexthop has invalid gateway.\0";
+        let len = 4 + text.len();
+        echo.extend_from_slice(&(len as u16).to_ne_bytes());
+        echo.extend_from_slice(&1u16.to_ne_bytes());
+        echo.extend_from_slice(text);
+        assert_eq!(kernel_message(&echo).as_deref(), Some("Nexthop has invalid gateway"));
+        assert_eq!(kernel_message(&echo[..16]), None);
+        assert_eq!(kernel_message(&[0u8; 4]), None);
+        let mut skip = vec![0u8; 16];
+        skip.extend_from_slice(&8u16.to_ne_bytes());
+        skip.extend_from_slice(&2u16.to_ne_bytes());
+        skip.extend_from_slice(&[9, 9, 9, 9]);
+        skip.extend_from_slice(&echo[16..]);
+        assert_eq!(kernel_message(&skip).as_deref(), Some("Nexthop has invalid gateway"));
+    }
+
+    #[test]
+    fn errors_name_the_action_and_map_codes() {
+        let ns: NsName = "r1".parse().unwrap();
+        let e = NetlinkError::new("add route 10.0.0.0/8".into(), &ns, libc::ENETUNREACH, Some("Nexthop has invalid gateway".into()));
+        assert_eq!(
+            e.to_string(),
+            "Cannot add route 10.0.0.0/8 in namespace r1: Nexthop has invalid gateway (Network is unreachable (os error 101))"
+        );
+        assert_eq!(e.code, ErrorCode::Kernel);
+        assert_eq!(NetlinkError::new("x".into(), &ns, libc::EEXIST, None).code, ErrorCode::AlreadyExists);
+        assert_eq!(NetlinkError::new("x".into(), &ns, libc::ESRCH, None).code, ErrorCode::NotFound);
+        assert_eq!(NetlinkError::new("x".into(), &ns, libc::EOPNOTSUPP, None).code, ErrorCode::Unsupported);
     }
 }

@@ -166,6 +166,7 @@ impl NetnsError {
             NetnsError::Exists { .. } => ErrorCode::AlreadyExists,
             NetnsError::NotOurs { .. } => ErrorCode::NotManaged,
             NetnsError::Thread(_) => ErrorCode::Internal,
+            NetnsError::Netlink(e) => e.code,
             _ => ErrorCode::Kernel,
         }
     }
@@ -265,6 +266,41 @@ impl Netns {
             })
             .await??;
         Ok(Netlink::start(name.clone(), socket, &self.runtime))
+    }
+
+    /// Runs `job` on a dedicated thread that has entered namespace `name` (inode `ino`).
+    /// For things only reachable from inside, such as `/proc/sys/net`.
+    pub async fn run_in<T, F>(&self, name: &NsName, ino: u64, job: F) -> Result<T, NetnsError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let path = self.path(name);
+        let ns = name.clone();
+        self.on_own_thread(name, move || {
+            let fd = open_verified(&path, ino)?;
+            nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET)
+                .map_err(|source| NetnsError::Setns { name: ns, source })?;
+            Ok(job())
+        })
+        .await?
+    }
+
+    /// Starts `command` inside namespace `name` (inode `ino`): it is spawned from a dedicated
+    /// thread that has entered the namespace, so the child is born there.
+    pub async fn spawn_in(
+        &self,
+        name: &NsName,
+        ino: u64,
+        mut command: tokio::process::Command,
+    ) -> Result<std::io::Result<tokio::process::Child>, NetnsError> {
+        self.run_in(name, ino, move || command.spawn()).await
+    }
+
+    /// Opens namespace `name` (inode `ino`) for passing to the kernel (e.g. as the namespace
+    /// a veth's peer is born in).
+    pub fn open(&self, name: &NsName, ino: u64) -> Result<OwnedFd, NetnsError> {
+        open_verified(&self.path(name), ino)
     }
 
     /// Removes namespace `name` (inode `ino`) from `/run/netns` and returns a handle that

@@ -23,12 +23,37 @@ use crate::state::{NsRecord, RecordState, StateError, StateStore};
 /// Where a managed namespace is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Being created by a request that has not committed.
-    Creating,
+    /// Being created by request `txn`, which has not committed.
+    Creating { txn: u64 },
     /// Committed.
     Ready,
-    /// Being deleted by a request that has not committed.
-    Deleting,
+    /// Being deleted by request `txn`, which has not committed.
+    Deleting { txn: u64 },
+}
+
+/// A managed namespace as an operation sees it.
+#[derive(Debug, Clone)]
+pub struct NsEntry {
+    /// Its inode number.
+    pub ino: u64,
+    /// The uid that created it.
+    pub owner_uid: u32,
+    /// Its netlink socket, if one is open.
+    pub netlink: Option<Netlink>,
+    /// Whether the asking request created it (so undoing that creation removes everything
+    /// done inside it).
+    pub created_by_this_request: bool,
+}
+
+/// Why a namespace cannot be used by a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Not in the registry.
+    Unknown,
+    /// Another request is creating or deleting it.
+    Busy(String),
+    /// This request deleted it.
+    Deleted,
 }
 
 #[derive(Debug)]
@@ -127,22 +152,71 @@ impl Registry {
         self.lock().contains_key(name)
     }
 
-    /// Reserves `name` for a creation: records it (phase `Creating`) in memory and on disk.
+    /// The namespace `name` for request `txn`: committed ones, and ones this request is
+    /// creating.
+    pub fn lookup(&self, name: &NsName, txn: u64) -> Result<NsEntry, Unusable> {
+        let entries = self.lock();
+        let entry = entries.get(name).ok_or(Unusable::Unknown)?;
+        let created_by_this_request = match entry.phase {
+            Phase::Ready => false,
+            Phase::Creating { txn: t } if t == txn => true,
+            Phase::Deleting { txn: t } if t == txn => return Err(Unusable::Deleted),
+            Phase::Creating { .. } => {
+                return Err(Unusable::Busy("is being created by another request".into()));
+            }
+            Phase::Deleting { .. } => {
+                return Err(Unusable::Busy("is being deleted by another request".into()));
+            }
+        };
+        let netlink = entry.netlink.clone();
+        Ok(NsEntry { ino: entry.record.netns_ino, owner_uid: entry.record.owner_uid, netlink, created_by_this_request })
+    }
+
+    /// The namespace `name` in any phase, for undoing a request's changes inside it.
+    pub fn lookup_for_undo(&self, name: &NsName) -> Option<NsEntry> {
+        let entries = self.lock();
+        let entry = entries.get(name)?;
+        let netlink = entry.netlink.clone();
+        Some(NsEntry {
+            ino: entry.record.netns_ino,
+            owner_uid: entry.record.owner_uid,
+            netlink,
+            created_by_this_request: false,
+        })
+    }
+
+    /// Keeps a netlink socket opened for namespace `name` (if it is still the same one).
+    pub fn store_netlink(&self, name: &NsName, ino: u64, netlink: Netlink) {
+        if let Some(entry) = self.lock().get_mut(name) {
+            if entry.record.netns_ino == ino && !matches!(entry.phase, Phase::Deleting { .. }) {
+                entry.netlink = Some(netlink);
+            }
+        }
+    }
+
+    /// Every managed namespace with its inode, in any phase (to name a veth's peer).
+    pub fn all(&self) -> Vec<(NsName, u64)> {
+        self.lock().iter().map(|(n, e)| (n.clone(), e.record.netns_ino)).collect()
+    }
+
+    /// Reserves `name` for a creation by request `txn`: records it (phase `Creating`) in
+    /// memory and on disk.
     pub fn reserve(
         &self,
         name: &NsName,
         owner_uid: u32,
         tag: Option<Tag>,
         now_ms: u64,
+        txn: u64,
     ) -> Result<(), HelperError> {
         let record = NsRecord::creating(name.clone(), owner_uid, tag, now_ms);
         {
             let mut entries = self.lock();
             if let Some(entry) = entries.get(name) {
                 let what = match entry.phase {
-                    Phase::Creating => "is being created by another request",
+                    Phase::Creating { .. } => "is being created by another request",
                     Phase::Ready => "already exists",
-                    Phase::Deleting => "is being deleted by another request",
+                    Phase::Deleting { .. } => "is being deleted by another request",
                 };
                 return Err(HelperError::AlreadyExists(format!(
                     "Namespace {:?} {what}",
@@ -153,7 +227,7 @@ impl Registry {
                 name.clone(),
                 Entry {
                     record: record.clone(),
-                    phase: Phase::Creating,
+                    phase: Phase::Creating { txn },
                     netlink: None,
                 },
             );
@@ -213,9 +287,9 @@ impl Registry {
         }
     }
 
-    /// Starts deleting `name` on behalf of `uid`: checks ownership, marks it `Deleting`, and
-    /// returns its inode. Its netlink socket is closed.
-    pub fn begin_delete(&self, name: &NsName, uid: u32, admin: bool) -> Result<u64, HelperError> {
+    /// Starts deleting `name` for request `txn` on behalf of `uid`: checks ownership, marks it
+    /// `Deleting`, and returns its inode. Its netlink socket is closed.
+    pub fn begin_delete(&self, name: &NsName, uid: u32, admin: bool, txn: u64) -> Result<u64, HelperError> {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(name) else {
             return Err(HelperError::NotFound(format!(
@@ -225,13 +299,20 @@ impl Registry {
         };
         match entry.phase {
             Phase::Ready => {}
-            Phase::Creating => {
+            Phase::Creating { txn: t } if t == txn => {}
+            Phase::Creating { .. } => {
                 return Err(HelperError::Busy(format!(
                     "Namespace {:?} is being created by another request",
                     name.as_str()
                 )));
             }
-            Phase::Deleting => {
+            Phase::Deleting { txn: t } if t == txn => {
+                return Err(HelperError::NotFound(format!(
+                    "Namespace {:?} was deleted earlier in this request",
+                    name.as_str()
+                )));
+            }
+            Phase::Deleting { .. } => {
                 return Err(HelperError::Busy(format!(
                     "Namespace {:?} is being deleted by another request",
                     name.as_str()
@@ -245,7 +326,7 @@ impl Registry {
                 entry.record.owner_uid
             )));
         }
-        entry.phase = Phase::Deleting;
+        entry.phase = Phase::Deleting { txn };
         entry.netlink = None;
         Ok(entry.record.netns_ino)
     }
@@ -258,10 +339,15 @@ impl Registry {
         }
     }
 
-    /// Undoes [`Registry::begin_delete`].
+    /// Undoes [`Registry::begin_delete`]: the namespace is back in the phase it had.
     pub fn abort_delete(&self, name: &NsName) {
         if let Some(entry) = self.lock().get_mut(name) {
-            entry.phase = Phase::Ready;
+            entry.phase = match entry.record.state {
+                RecordState::Ready => Phase::Ready,
+                // Created and then deleted by the same request, which is being rolled back:
+                // the creation's own undo comes next.
+                RecordState::Creating => Phase::Creating { txn: u64::MAX },
+            };
         }
     }
 

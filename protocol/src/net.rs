@@ -512,74 +512,61 @@ impl NfTable {
     }
 }
 
-/// A sysctl the helper may read and write inside a managed namespace. The allow-list:
-/// `net.ipv4.ip_forward`, `net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,arp_announce,
-/// accept_local,forwarding}`, `net.ipv6.conf.{all,default,IF}.disable_ipv6`,
-/// `net.ipv4.ping_group_range` and `net.ipv4.icmp_ratelimit`. Dots or slashes separate the
-/// parts; an interface name may itself contain dots.
+/// A sysctl key (dots or slashes between the parts; an interface name may itself contain
+/// dots). Any syntactically safe `net.` key decodes; only those on the allow-list have a
+/// [`SysctlKey::proc_path`], and the helper answers `not_allowed` for the others. The
+/// allow-list: `net.ipv4.ip_forward`, `net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,
+/// arp_announce,accept_local,forwarding}`, `net.ipv6.conf.{all,default,IF}.disable_ipv6`,
+/// `net.ipv4.ping_group_range` and `net.ipv4.icmp_ratelimit`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SysctlKey {
-    /// The path below `/proc/sys`, with slashes.
-    path: String,
+    /// As given.
+    raw: String,
+    /// The path below `/proc/sys`, with slashes, for allowed keys.
+    path: Option<String>,
 }
 
 impl SysctlKey {
-    /// The path below `/proc/sys`, e.g. `net/ipv4/conf/eth0/rp_filter`.
-    pub fn proc_path(&self) -> &str {
-        &self.path
+    /// The path below `/proc/sys` (e.g. `net/ipv4/conf/eth0/rp_filter`), or `None` if the key
+    /// is not on the allow-list.
+    pub fn proc_path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 
     /// The key in dotted form, e.g. `net.ipv4.conf.eth0.rp_filter`.
     pub fn dotted(&self) -> String {
-        // The interface part keeps its dots; only the separators become dots.
-        self.path.replace('/', ".")
+        match &self.path {
+            // The interface part keeps its dots; only the separators become dots.
+            Some(path) => path.replace('/', "."),
+            None => self.raw.replace('/', "."),
+        }
     }
-}
 
-impl FromStr for SysctlKey {
-    type Err = InvalidValue;
-    fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        let refuse = |reason| InvalidValue {
-            what: "sysctl",
-            value: s.to_owned(),
-            reason,
-        };
-        let not_allowed = || {
-            refuse(
-                "not on the allow-list: net.ipv4.ip_forward, net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,\
-                 arp_announce,accept_local,forwarding}, net.ipv6.conf.{all,default,IF}.disable_ipv6, \
-                 net.ipv4.ping_group_range, net.ipv4.icmp_ratelimit",
-            )
-        };
+    /// The allow-list, for messages.
+    pub const ALLOWED: &'static str = "net.ipv4.ip_forward, net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,\
+        arp_announce,accept_local,forwarding}, net.ipv6.conf.{all,default,IF}.disable_ipv6, \
+        net.ipv4.ping_group_range, net.ipv4.icmp_ratelimit";
+
+    /// The `/proc/sys` path of an allowed key; `Ok(None)` for a well-formed key that is not
+    /// allowed.
+    fn allowed_path(s: &str) -> Result<Option<String>, InvalidValue> {
+        let refuse = |reason| InvalidValue { what: "sysctl", value: s.to_owned(), reason };
         let sep = if s.contains('/') { '/' } else { '.' };
         let key = s.strip_prefix('/').unwrap_or(s);
         let parts: Vec<&str> = key.split(sep).collect();
-        let path = match parts.as_slice() {
-            [
-                "net",
-                "ipv4",
-                leaf @ ("ip_forward" | "ping_group_range" | "icmp_ratelimit"),
-            ] => {
-                format!("net/ipv4/{leaf}")
+        Ok(match parts.as_slice() {
+            ["net", "ipv4", leaf @ ("ip_forward" | "ping_group_range" | "icmp_ratelimit")] => {
+                Some(format!("net/ipv4/{leaf}"))
             }
-            ["net", family @ ("ipv4" | "ipv6"), "conf", middle @ .., leaf]
-                if !middle.is_empty() =>
-            {
+            ["net", family @ ("ipv4" | "ipv6"), "conf", middle @ .., leaf] if !middle.is_empty() => {
                 let allowed = match *family {
                     "ipv4" => {
-                        matches!(
-                            *leaf,
-                            "rp_filter"
-                                | "arp_ignore"
-                                | "arp_announce"
-                                | "accept_local"
-                                | "forwarding"
-                        )
+                        matches!(*leaf, "rp_filter" | "arp_ignore" | "arp_announce" | "accept_local" | "forwarding")
                     }
                     _ => *leaf == "disable_ipv6",
                 };
                 if !allowed {
-                    return Err(not_allowed());
+                    return Ok(None);
                 }
                 // With dots as separators, an interface name's own dots split it: join back.
                 // With slashes, the interface is exactly one part.
@@ -591,11 +578,25 @@ impl FromStr for SysctlKey {
                     dev.parse::<crate::names::IfName>()
                         .map_err(|_| refuse("the interface part is not a valid interface name"))?;
                 }
-                format!("net/{family}/conf/{dev}/{leaf}")
+                Some(format!("net/{family}/conf/{dev}/{leaf}"))
             }
-            _ => return Err(not_allowed()),
-        };
-        Ok(SysctlKey { path })
+            _ => None,
+        })
+    }
+}
+
+impl FromStr for SysctlKey {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, InvalidValue> {
+        let refuse = |reason| InvalidValue { what: "sysctl", value: s.to_owned(), reason };
+        let well_formed = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-' | b'@'));
+        if !well_formed {
+            return Err(refuse("expected a sysctl key such as net.ipv4.ip_forward"));
+        }
+        let path = Self::allowed_path(s)?;
+        Ok(SysctlKey { raw: s.to_owned(), path })
     }
 }
 
@@ -775,25 +776,30 @@ mod tests {
             ("net.ipv4.icmp_ratelimit", "net/ipv4/icmp_ratelimit"),
         ];
         for (key, path) in ok {
-            assert_eq!(key.parse::<SysctlKey>().unwrap().proc_path(), path, "{key}");
+            assert_eq!(key.parse::<SysctlKey>().unwrap().proc_path(), Some(path), "{key}");
         }
         let key: SysctlKey = "net/ipv4/conf/bond1.vlan180/forwarding".parse().unwrap();
         assert_eq!(key.dotted(), "net.ipv4.conf.bond1.vlan180.forwarding");
-        for bad in [
+        for not_allowed in [
             "kernel.core_pattern",
             "net.ipv4.tcp_syncookies",
             "net.ipv6.conf.all.forwarding",
             "net.ipv4.conf.all.log_martians",
+        ] {
+            let key: SysctlKey = not_allowed.parse().unwrap();
+            assert_eq!(key.proc_path(), None, "{not_allowed} must not be allowed");
+        }
+        for malformed in [
             "net.ipv4.conf..rp_filter",
-            "net.ipv4.conf.a/b.rp_filter",
             "net/ipv4/conf/../../../kernel/rp_filter",
             "net/ipv4/conf/a/b/rp_filter",
             "net/ipv4/conf/../rp_filter",
             "net.ipv4.conf...rp_filter",
             "net.ipv4.conf.0123456789abcdef.rp_filter",
+            "net.ipv4 ip_forward",
             "",
         ] {
-            assert!(bad.parse::<SysctlKey>().is_err(), "{bad} should be refused");
+            assert!(malformed.parse::<SysctlKey>().is_err(), "{malformed} should be refused");
         }
         assert!("0 2147483647".parse::<SysctlValue>().is_ok());
         assert!(json::<SysctlValue>(serde_json::json!(1)).is_ok());

@@ -1,18 +1,47 @@
 //! Operation handlers, one file per operation. `dispatch` is the only place that lists them.
 
 use tokio_util::sync::CancellationToken;
-use tsim_protocol::{Op, OpResult};
+use tsim_protocol::{NsName, Op, OpResult};
 
 use crate::auth::Peer;
 use crate::batch::Txn;
 use crate::context::Helper;
 use crate::error::HelperError;
+use crate::netlink::Netlink;
+use crate::netns::PathState;
+use crate::registry::Unusable;
 
+mod addr_add;
+mod addr_delete;
+mod addr_list;
+mod common;
+mod iptables_restore;
+mod iptables_save;
+mod ipset_restore;
+mod ipset_save;
+mod link_add;
+mod link_delete;
+mod link_flush;
+mod link_list;
+mod link_set;
+mod neigh_delete;
+mod neigh_flush;
+mod neigh_replace;
+mod netem_delete;
+mod netem_set;
 mod ns_create;
 mod ns_delete;
 mod ns_list;
 mod ping;
+mod route_change;
+mod route_flush;
+mod route_get;
+mod route_list;
+mod rule_change;
+mod rule_list;
 mod status;
+mod sysctl_get;
+mod sysctl_set;
 
 /// What an operation handler may use.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +54,79 @@ pub struct OpCtx<'a> {
     pub cancel: &'a CancellationToken,
     /// Whether the request is atomic (its effects are committed only at its end).
     pub atomic: bool,
+    /// The request's registry id.
+    pub txn: u64,
+}
+
+/// A managed namespace, resolved for one operation.
+#[derive(Debug, Clone)]
+pub struct NsHandle {
+    /// Its name.
+    pub name: NsName,
+    /// Its inode number.
+    pub ino: u64,
+    /// Its netlink socket.
+    pub nl: Netlink,
+    /// Created by this request and not committed: undoing the creation removes everything
+    /// inside it, so changes inside need no undo of their own.
+    pub fresh: bool,
+}
+
+impl OpCtx<'_> {
+    /// Namespace `name`, for reading: `not_found` if it does not exist, `not_managed` if this
+    /// helper did not create it.
+    pub async fn ns(&self, name: &NsName) -> Result<NsHandle, HelperError> {
+        self.resolve(name, false).await
+    }
+
+    /// Namespace `name`, for changing: as [`OpCtx::ns`], and the caller must own it (or be
+    /// root or in the admin group).
+    pub async fn ns_mut(&self, name: &NsName) -> Result<NsHandle, HelperError> {
+        self.resolve(name, true).await
+    }
+
+    async fn resolve(&self, name: &NsName, changing: bool) -> Result<NsHandle, HelperError> {
+        let helper = self.helper;
+        let entry = match helper.registry.lookup(name, self.txn) {
+            Ok(entry) => entry,
+            Err(Unusable::Unknown) => {
+                return Err(match helper.netns.inspect(name)? {
+                    PathState::Missing => {
+                        HelperError::NotFound(format!("Namespace {:?} does not exist", name.as_str()))
+                    }
+                    _ => HelperError::NotManaged(format!(
+                        "Namespace {:?} exists but is not managed by this helper; it is left alone",
+                        name.as_str()
+                    )),
+                });
+            }
+            Err(Unusable::Busy(why)) => {
+                return Err(HelperError::Busy(format!("Namespace {:?} {why}", name.as_str())));
+            }
+            Err(Unusable::Deleted) => {
+                return Err(HelperError::NotFound(format!(
+                    "Namespace {:?} was deleted earlier in this request",
+                    name.as_str()
+                )));
+            }
+        };
+        if changing && !self.peer.admin && entry.owner_uid != self.peer.uid {
+            return Err(HelperError::PermissionDenied(format!(
+                "Namespace {:?} belongs to uid {}; only its owner, root or the admin group may change it",
+                name.as_str(),
+                entry.owner_uid
+            )));
+        }
+        let nl = match entry.netlink {
+            Some(nl) => nl,
+            None => {
+                let nl = helper.netns.open_netlink(name, entry.ino).await?;
+                helper.registry.store_netlink(name, entry.ino, nl.clone());
+                nl
+            }
+        };
+        Ok(NsHandle { name: name.clone(), ino: entry.ino, nl, fresh: entry.created_by_this_request })
+    }
 }
 
 /// Runs one operation, recording its effects in `txn`.
@@ -35,6 +137,36 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::NsCreate(args) => ns_create::handle(ctx, args, txn).await,
         Op::NsDelete(args) => ns_delete::handle(ctx, args, txn).await,
         Op::NsList(args) => ns_list::handle(ctx, args),
+        Op::LinkAddVeth(args) => link_add::veth(ctx, args, txn).await,
+        Op::LinkAddBridge(args) => link_add::bridge(ctx, args, txn).await,
+        Op::LinkAddDummy(args) => link_add::dummy(ctx, args, txn).await,
+        Op::LinkSet(args) => link_set::handle(ctx, args, txn).await,
+        Op::LinkDelete(args) => link_delete::handle(ctx, args).await,
+        Op::LinkFlush(args) => link_flush::handle(ctx, args).await,
+        Op::LinkList(args) => link_list::handle(ctx, args).await,
+        Op::AddrAdd(args) => addr_add::handle(ctx, args, txn).await,
+        Op::AddrDelete(args) => addr_delete::handle(ctx, args, txn).await,
+        Op::AddrList(args) => addr_list::handle(ctx, args).await,
+        Op::RouteAdd(args) => route_change::add(ctx, args, txn).await,
+        Op::RouteReplace(args) => route_change::replace(ctx, args, txn).await,
+        Op::RouteDelete(args) => route_change::delete(ctx, args, txn).await,
+        Op::RouteFlush(args) => route_flush::handle(ctx, args, txn).await,
+        Op::RouteList(args) => route_list::handle(ctx, args).await,
+        Op::RouteGet(args) => route_get::handle(ctx, args).await,
+        Op::RuleAdd(args) => rule_change::add(ctx, args, txn).await,
+        Op::RuleDelete(args) => rule_change::delete(ctx, args, txn).await,
+        Op::RuleList(args) => rule_list::handle(ctx, args).await,
+        Op::SysctlGet(args) => sysctl_get::handle(ctx, args).await,
+        Op::SysctlSet(args) => sysctl_set::handle(ctx, args, txn).await,
+        Op::NeighReplace(args) => neigh_replace::handle(ctx, args, txn).await,
+        Op::NeighDelete(args) => neigh_delete::handle(ctx, args, txn).await,
+        Op::NeighFlush(args) => neigh_flush::handle(ctx, args, txn).await,
+        Op::NetemSet(args) => netem_set::handle(ctx, args, txn).await,
+        Op::NetemDelete(args) => netem_delete::handle(ctx, args).await,
+        Op::IptablesRestore(args) => iptables_restore::handle(ctx, args, txn).await,
+        Op::IptablesSave(args) => iptables_save::handle(ctx, args).await,
+        Op::IpsetRestore(args) => ipset_restore::handle(ctx, args, txn).await,
+        Op::IpsetSave(args) => ipset_save::handle(ctx, args).await,
     }
 }
 
@@ -44,6 +176,6 @@ pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
         Op::Status(_) | Op::NsList(_) => true,
-        Op::NsCreate(_) | Op::NsDelete(_) => false,
+        _ => false,
     }
 }

@@ -30,7 +30,7 @@ pub(super) async fn handle(
     }
     helper
         .registry
-        .reserve(&name, ctx.peer.uid, args.tag, now_ms())?;
+        .reserve(&name, ctx.peer.uid, args.tag, now_ms(), ctx.txn)?;
     let created = match helper.netns.create(&name).await {
         Ok(created) => created,
         Err(e) => {

@@ -29,7 +29,7 @@ pub(super) async fn handle(
     }
     let ino = helper
         .registry
-        .begin_delete(&name, ctx.peer.uid, ctx.peer.admin)?;
+        .begin_delete(&name, ctx.peer.uid, ctx.peer.admin, ctx.txn)?;
     match helper.netns.detach(&name, ino).await {
         Ok(handle) => {
             txn.push(Effect::NsDeleted {

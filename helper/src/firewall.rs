@@ -1,0 +1,112 @@
+//! Running the firewall tools inside a namespace, and the payloads that put a namespace's
+//! firewall back as it was.
+
+use tsim_protocol::NsName;
+
+use crate::context::Helper;
+use crate::error::{HelperError, chain};
+use crate::tools::{self, Output, Tool};
+
+/// Runs `tool` with `args` inside namespace `ns` (inode `ino`), with `stdin` as its input.
+pub async fn run(
+    helper: &Helper,
+    ns: &NsName,
+    ino: u64,
+    tool: Tool,
+    args: &[&str],
+    stdin: Option<String>,
+) -> Result<Output, HelperError> {
+    let Some(path) = helper.tools.path(tool) else {
+        return Err(HelperError::Unsupported(format!(
+            "{} is not installed on the helper's machine (Debian package {})",
+            tool.name(),
+            tool.package()
+        )));
+    };
+    let command = tools::command(path, args);
+    let child = helper.netns.spawn_in(ns, ino, command).await?.map_err(|e| {
+        HelperError::Unsupported(format!("Cannot run {}: {}", path.display(), chain(&e)))
+    })?;
+    tools::communicate(child, stdin).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => HelperError::Timeout(format!(
+            "{} did not finish within {} s in namespace {ns}",
+            tool.name(),
+            tools::TOOL_TIMEOUT.as_secs()
+        )),
+        _ => HelperError::Internal(format!("Cannot talk to {}: {e}", tool.name())),
+    })
+}
+
+/// Runs `tool`, turning a failure into an error that names the namespace, the line the tool
+/// reported, and its complaint.
+pub async fn run_checked(
+    helper: &Helper,
+    ns: &NsName,
+    ino: u64,
+    tool: Tool,
+    args: &[&str],
+    stdin: Option<String>,
+) -> Result<String, HelperError> {
+    let out = run(helper, ns, ino, tool, args, stdin).await?;
+    if out.success {
+        return Ok(out.stdout);
+    }
+    let complaint = out.complaint();
+    let at = out.failed_line().map(|line| format!(" at line {line}")).unwrap_or_default();
+    // ipset: "Kernel error received: set type not supported" (a module the kernel lacks).
+    let lacks_support = complaint.contains("not supported");
+    Err(if lacks_support {
+        HelperError::Unsupported(format!(
+            "{} failed{at} in namespace {ns}: the kernel lacks what the payload needs: {complaint}",
+            tool.name()
+        ))
+    } else if !at.is_empty() {
+        HelperError::InvalidArgument(format!("{} rejected the payload{at} in namespace {ns}: {complaint}", tool.name()))
+    } else {
+        HelperError::Kernel(format!("{} failed in namespace {ns}: {complaint}", tool.name()))
+    })
+}
+
+/// The save tool and restore tool for a family.
+pub fn iptables_tools(ipv6: bool) -> (Tool, Tool) {
+    if ipv6 { (Tool::Ip6tablesSave, Tool::Ip6tablesRestore) } else { (Tool::IptablesSave, Tool::IptablesRestore) }
+}
+
+/// A payload that, restored without `--noflush`, puts the firewall back to `saved`: the
+/// saved tables, plus every standard table missing from it, emptied with ACCEPT policies.
+pub fn restoring_payload(saved: &str) -> String {
+    const TABLES: [(&str, &[&str]); 4] = [
+        ("filter", &["INPUT", "FORWARD", "OUTPUT"]),
+        ("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
+        ("mangle", &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]),
+        ("raw", &["PREROUTING", "OUTPUT"]),
+    ];
+    let mut out = saved.to_owned();
+    for (table, chains) in TABLES {
+        if !saved.lines().any(|l| l.trim() == format!("*{table}")) {
+            out.push_str(&format!("*{table}\n"));
+            for chain in chains {
+                out.push_str(&format!(":{chain} ACCEPT [0:0]\n"));
+            }
+            out.push_str("COMMIT\n");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restoring_payload_covers_every_table() {
+        let saved = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n";
+        let p = restoring_payload(saved);
+        assert!(p.starts_with(saved));
+        assert_eq!(p.matches("*filter").count(), 1);
+        for t in ["*nat", "*mangle", "*raw"] {
+            assert_eq!(p.matches(t).count(), 1, "{t}");
+        }
+        assert!(restoring_payload("").contains(":INPUT ACCEPT"));
+    }
+}

@@ -1,0 +1,126 @@
+//! Helpers shared by the network operations: dumps with the kernel-side filters, and route
+//! requests with their interface names resolved.
+
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::neighbour::{NeighbourAttribute, NeighbourMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags, RouteMessage};
+use rtnetlink::packet_route::rule::RuleMessage;
+use rtnetlink::packet_route::AddressFamily;
+use tsim_protocol::ops::RouteSpec;
+
+use super::NsHandle;
+use crate::error::HelperError;
+use crate::netlink::{Netlink, NetlinkError};
+use crate::nlmsg::{self, ResolvedHop, RouteRequest};
+
+/// The addresses of a namespace, optionally of one family and one interface.
+pub async fn dump_addrs(nl: &Netlink, family: AddressFamily, index: Option<u32>) -> Result<Vec<AddressMessage>, NetlinkError> {
+    let mut request = AddressMessage::default();
+    request.header.family = family;
+    request.header.index = index.unwrap_or(0);
+    let messages = nl.dump(RouteNetlinkMessage::GetAddress(request), || "list addresses".into()).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) if index.is_none_or(|i| a.header.index == i) => Some(a),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The routes of a namespace, optionally of one family and one table; cached clones left out.
+pub async fn dump_routes(nl: &Netlink, family: AddressFamily, table: Option<u32>) -> Result<Vec<RouteMessage>, NetlinkError> {
+    let mut request = RouteMessage::default();
+    request.header.address_family = family;
+    if let Some(t) = table {
+        request.header.table = if t <= 255 { t as u8 } else { 0 };
+        request.attributes.push(RouteAttribute::Table(t));
+    }
+    let messages = nl.dump(RouteNetlinkMessage::GetRoute(request), || "list routes".into()).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r)
+                if !r.header.flags.contains(RouteFlags::Cloned) && table.is_none_or(|t| nlmsg::route_table(&r) == t) =>
+            {
+                Some(r)
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// The policy rules of a namespace, optionally of one family.
+pub async fn dump_rules(nl: &Netlink, family: AddressFamily) -> Result<Vec<RuleMessage>, NetlinkError> {
+    let mut request = RuleMessage::default();
+    request.header.family = family;
+    let messages = nl.dump(RouteNetlinkMessage::GetRule(request), || "list rules".into()).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRule(r) => Some(r),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The neighbour entries of a namespace, optionally of one family and one interface.
+pub async fn dump_neighs(nl: &Netlink, family: AddressFamily, index: Option<u32>) -> Result<Vec<NeighbourMessage>, NetlinkError> {
+    let mut request = NeighbourMessage::default();
+    request.header.family = family;
+    if let Some(i) = index {
+        request.attributes.push(NeighbourAttribute::IfIndex(i));
+    }
+    let messages = nl.dump(RouteNetlinkMessage::GetNeighbour(request), || "list neighbours".into()).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewNeighbour(n) if index.is_none_or(|i| n.header.ifindex == i) => Some(n),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A route spec with its interfaces resolved in namespace `h`.
+pub async fn resolve_route(h: &NsHandle, spec: &RouteSpec) -> Result<RouteRequest, HelperError> {
+    let dev = match &spec.dev {
+        Some(name) => Some(h.nl.link_index(name.as_str()).await?),
+        None => None,
+    };
+    let mut nexthops = Vec::with_capacity(spec.nexthops.len());
+    for hop in &spec.nexthops {
+        let dev = match &hop.dev {
+            Some(name) => Some(h.nl.link_index(name.as_str()).await?),
+            None => None,
+        };
+        nexthops.push(ResolvedHop { via: hop.via.map(|v| v.0), dev, weight: hop.weight.unwrap_or(1), onlink: hop.onlink });
+    }
+    Ok(RouteRequest {
+        dst: spec.dst,
+        table: spec.table.unwrap_or_default().id(),
+        kind: spec.kind,
+        via: spec.via.map(|v| v.0),
+        dev,
+        src: spec.src.map(|v| v.0),
+        metric: spec.metric,
+        tos: spec.tos,
+        scope: spec.scope,
+        proto: spec.proto,
+        onlink: spec.onlink,
+        nexthops,
+    })
+}
+
+/// "route 10.2.0.0/16 in table 254", for messages.
+pub fn describe_route(spec: &RouteSpec) -> String {
+    let table = spec.table.unwrap_or_default();
+    let mut out = format!("route {} in table {}", spec.dst, table);
+    if let Some(via) = spec.via {
+        out.push_str(&format!(" via {via}"));
+    }
+    if let Some(dev) = &spec.dev {
+        out.push_str(&format!(" dev {dev}"));
+    }
+    out
+}

@@ -1,0 +1,25 @@
+//! `ipset_restore`: apply an `ipset save` payload inside the namespace. The sets in force
+//! before are saved first, so that an undo (or a rejected payload) puts them back.
+
+use tsim_protocol::OpResult;
+use tsim_protocol::ops::{Done, IpsetRestore};
+
+use super::OpCtx;
+use super::iptables_restore::check_payload;
+use crate::batch::Txn;
+use crate::error::HelperError;
+use crate::firewall;
+use crate::tools::Tool;
+use crate::undo::Undo;
+
+pub(super) async fn handle(ctx: &OpCtx<'_>, args: IpsetRestore, txn: &mut Txn) -> Result<OpResult, HelperError> {
+    check_payload(&args.payload)?;
+    let h = ctx.ns_mut(&args.ns).await?;
+    if !h.fresh {
+        let before = firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, &["save"], None).await?;
+        txn.changed(&h.name, "ipset restore", Undo::Ipset { payload: before });
+    }
+    let argv: &[&str] = if args.exist { &["restore", "-exist"] } else { &["restore"] };
+    firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, argv, Some(args.payload)).await?;
+    Ok(OpResult::IpsetRestore(Done {}))
+}

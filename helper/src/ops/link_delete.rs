@@ -1,0 +1,18 @@
+//! `link_delete`: delete one link (both ends of a veth). Not undone by a failing atomic
+//! request: the link's configuration is gone with it.
+
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::link::LinkMessage;
+use tsim_protocol::OpResult;
+use tsim_protocol::ops::{Done, LinkDelete};
+
+use super::OpCtx;
+use crate::error::HelperError;
+
+pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkDelete) -> Result<OpResult, HelperError> {
+    let h = ctx.ns_mut(&args.ns).await?;
+    let mut msg = LinkMessage::default();
+    msg.header.index = h.nl.link_index(args.name.as_str()).await?;
+    h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || format!("delete link {}", args.name)).await?;
+    Ok(OpResult::LinkDelete(Done {}))
+}

@@ -1,0 +1,47 @@
+//! `neigh_flush`: delete every neighbour entry (permanent ones included; the kernel's own
+//! NOARP entries stay). An undo puts the permanent entries back.
+
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+use rtnetlink::packet_route::neighbour::NeighbourState;
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use tsim_protocol::OpResult;
+use tsim_protocol::ops::{Flushed, NeighFlush};
+
+use super::OpCtx;
+use super::common::dump_neighs;
+use crate::batch::Txn;
+use crate::error::HelperError;
+use crate::nlmsg;
+use crate::undo::Undo;
+
+pub(super) async fn handle(ctx: &OpCtx<'_>, args: NeighFlush, txn: &mut Txn) -> Result<OpResult, HelperError> {
+    let h = ctx.ns_mut(&args.ns).await?;
+    let index = match &args.dev {
+        Some(dev) => Some(h.nl.link_index(dev.as_str()).await?),
+        None => None,
+    };
+    let entries: Vec<_> = dump_neighs(&h.nl, AddressFamily::Unspec, index)
+        .await?
+        .into_iter()
+        .filter(|n| n.header.state != NeighbourState::Noarp)
+        .collect();
+    let permanent = entries
+        .iter()
+        .filter(|n| n.header.state == NeighbourState::Permanent)
+        .map(|n| (RouteNetlinkMessage::NewNeighbour(nlmsg::readdable_neigh(n.clone())), NLM_F_CREATE | NLM_F_REPLACE))
+        .collect::<Vec<_>>();
+    if !permanent.is_empty() {
+        txn.changed(&h.name, "flush neighbours", Undo::Netlink(permanent));
+    }
+    let mut removed = 0u32;
+    for entry in entries {
+        let Some(ip) = nlmsg::neigh_ip(&entry) else { continue };
+        let msg = nlmsg::neigh_message(entry.header.ifindex, ip, None, None);
+        match h.nl.ack(RouteNetlinkMessage::DelNeighbour(msg), 0, || format!("delete neighbour {ip}")).await {
+            Ok(()) => removed += 1,
+            Err(e) if e.errno == libc::ENOENT => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(OpResult::NeighFlush(Flushed { count: removed }))
+}
