@@ -31,6 +31,8 @@ need() {
 need ip iproute2
 need unshare util-linux
 need systemd-socket-activate systemd
+need iptables-restore iptables
+need ipset ipset
 need python3 python3
 
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo (the Rust toolchain) is required" >&2; exit 1; }

@@ -20,7 +20,15 @@ RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked --quiet
 
 step "cargo test"
 cargo build --workspace --bins --locked --quiet
+# The tests must never change the namespace they run in: compare its links and routes.
+root_before=$(ip -j link show; ip -j route show table all)
 cargo test --workspace --locked
+root_after=$(ip -j link show; ip -j route show table all)
+if [ "$root_before" != "$root_after" ]; then
+  echo "the tests changed the root namespace's links or routes:" >&2
+  diff <(echo "$root_before" | tr '}' '\n') <(echo "$root_after" | tr '}' '\n') >&2 || true
+  exit 1
+fi
 
 if [ -d client/python/tests ]; then
   step "Python client tests"

@@ -64,12 +64,19 @@ pub struct Txn {
 impl Txn {
     /// An empty transaction for request `id`.
     pub fn new(id: u64) -> Self {
-        Self { id, effects: Vec::new() }
+        Self {
+            id,
+            effects: Vec::new(),
+        }
     }
 
     /// Records a change inside namespace `ns` and how to undo it.
     pub fn changed(&mut self, ns: &NsName, what: impl Into<String>, undo: Undo) {
-        self.effects.push(Effect::Changed { ns: ns.clone(), what: what.into(), undo });
+        self.effects.push(Effect::Changed {
+            ns: ns.clone(),
+            what: what.into(),
+            undo,
+        });
     }
 
     /// Records an effect.
@@ -186,7 +193,13 @@ pub async fn run(
     } = request;
     let total = ops.len();
     let mut txn = Txn::new(helper.next_txn());
-    let ctx = OpCtx { helper, peer, cancel, atomic, txn: txn.id };
+    let ctx = OpCtx {
+        helper,
+        peer,
+        cancel,
+        atomic,
+        txn: txn.id,
+    };
     let mut results = Vec::with_capacity(total);
     let mut failure: Option<WireError> = None;
 

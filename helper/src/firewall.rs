@@ -24,17 +24,23 @@ pub async fn run(
         )));
     };
     let command = tools::command(path, args);
-    let child = helper.netns.spawn_in(ns, ino, command).await?.map_err(|e| {
-        HelperError::Unsupported(format!("Cannot run {}: {}", path.display(), chain(&e)))
-    })?;
-    tools::communicate(child, stdin).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::TimedOut => HelperError::Timeout(format!(
-            "{} did not finish within {} s in namespace {ns}",
-            tool.name(),
-            tools::TOOL_TIMEOUT.as_secs()
-        )),
-        _ => HelperError::Internal(format!("Cannot talk to {}: {e}", tool.name())),
-    })
+    let child = helper
+        .netns
+        .spawn_in(ns, ino, command)
+        .await?
+        .map_err(|e| {
+            HelperError::Unsupported(format!("Cannot run {}: {}", path.display(), chain(&e)))
+        })?;
+    tools::communicate(child, stdin)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => HelperError::Timeout(format!(
+                "{} did not finish within {} s in namespace {ns}",
+                tool.name(),
+                tools::TOOL_TIMEOUT.as_secs()
+            )),
+            _ => HelperError::Internal(format!("Cannot talk to {}: {e}", tool.name())),
+        })
 }
 
 /// Runs `tool`, turning a failure into an error that names the namespace, the line the tool
@@ -52,7 +58,10 @@ pub async fn run_checked(
         return Ok(out.stdout);
     }
     let complaint = out.complaint();
-    let at = out.failed_line().map(|line| format!(" at line {line}")).unwrap_or_default();
+    let at = out
+        .failed_line()
+        .map(|line| format!(" at line {line}"))
+        .unwrap_or_default();
     // ipset: "Kernel error received: set type not supported" (a module the kernel lacks).
     let lacks_support = complaint.contains("not supported");
     Err(if lacks_support {
@@ -61,15 +70,25 @@ pub async fn run_checked(
             tool.name()
         ))
     } else if !at.is_empty() {
-        HelperError::InvalidArgument(format!("{} rejected the payload{at} in namespace {ns}: {complaint}", tool.name()))
+        HelperError::InvalidArgument(format!(
+            "{} rejected the payload{at} in namespace {ns}: {complaint}",
+            tool.name()
+        ))
     } else {
-        HelperError::Kernel(format!("{} failed in namespace {ns}: {complaint}", tool.name()))
+        HelperError::Kernel(format!(
+            "{} failed in namespace {ns}: {complaint}",
+            tool.name()
+        ))
     })
 }
 
 /// The save tool and restore tool for a family.
 pub fn iptables_tools(ipv6: bool) -> (Tool, Tool) {
-    if ipv6 { (Tool::Ip6tablesSave, Tool::Ip6tablesRestore) } else { (Tool::IptablesSave, Tool::IptablesRestore) }
+    if ipv6 {
+        (Tool::Ip6tablesSave, Tool::Ip6tablesRestore)
+    } else {
+        (Tool::IptablesSave, Tool::IptablesRestore)
+    }
 }
 
 /// A payload that, restored without `--noflush`, puts the firewall back to `saved`: the
@@ -78,7 +97,10 @@ pub fn restoring_payload(saved: &str) -> String {
     const TABLES: [(&str, &[&str]); 4] = [
         ("filter", &["INPUT", "FORWARD", "OUTPUT"]),
         ("nat", &["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"]),
-        ("mangle", &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]),
+        (
+            "mangle",
+            &["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"],
+        ),
         ("raw", &["PREROUTING", "OUTPUT"]),
     ];
     let mut out = saved.to_owned();

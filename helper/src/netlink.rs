@@ -57,7 +57,13 @@ impl NetlinkError {
             libc::EOPNOTSUPP => ErrorCode::Unsupported,
             _ => ErrorCode::Kernel,
         };
-        Self { action, ns: ns.clone(), errno, kernel, code }
+        Self {
+            action,
+            ns: ns.clone(),
+            errno,
+            kernel,
+            code,
+        }
     }
 
     /// The same error with another wire code.
@@ -119,7 +125,11 @@ impl Netlink {
         // end as soon as the last handle is dropped.
         drop(unsolicited);
         runtime.spawn(connection);
-        Self { ns, handle, nsids: Arc::default() }
+        Self {
+            ns,
+            handle,
+            nsids: Arc::default(),
+        }
     }
 
     /// The namespace this socket is bound to.
@@ -128,7 +138,12 @@ impl Netlink {
     }
 
     /// An error for `action` in this namespace, without a kernel error number.
-    pub fn error(&self, action: impl Into<String>, errno: i32, kernel: Option<String>) -> NetlinkError {
+    pub fn error(
+        &self,
+        action: impl Into<String>,
+        errno: i32,
+        kernel: Option<String>,
+    ) -> NetlinkError {
         NetlinkError::new(action.into(), &self.ns, errno, kernel)
     }
 
@@ -148,7 +163,11 @@ impl Netlink {
         while let Some(response) = responses.next().await {
             if let NetlinkPayload::Error(e) = response.payload {
                 if e.code.is_some() {
-                    return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                    return Err(self.error(
+                        action(),
+                        e.raw_code().abs(),
+                        kernel_message(&e.header),
+                    ));
                 }
             }
         }
@@ -172,7 +191,11 @@ impl Netlink {
             match response.payload {
                 NetlinkPayload::InnerMessage(m) => answer = Some(m),
                 NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                    return Err(self.error(
+                        action(),
+                        e.raw_code().abs(),
+                        kernel_message(&e.header),
+                    ));
                 }
                 _ => {}
             }
@@ -201,7 +224,11 @@ impl Netlink {
                 match response.payload {
                     NetlinkPayload::InnerMessage(m) => out.push(m),
                     NetlinkPayload::Error(e) if e.code.is_some() => {
-                        return Err(self.error(action(), e.raw_code().abs(), kernel_message(&e.header)));
+                        return Err(self.error(
+                            action(),
+                            e.raw_code().abs(),
+                            kernel_message(&e.header),
+                        ));
                     }
                     _ => {}
                 }
@@ -211,7 +238,11 @@ impl Netlink {
             }
             tracing::debug!(ns = %self.ns, "Netlink dump interrupted; trying again");
         }
-        Err(self.error(action(), libc::EINTR, Some("the dump was interrupted by changes every time".into())))
+        Err(self.error(
+            action(),
+            libc::EINTR,
+            Some("the dump was interrupted by changes every time".into()),
+        ))
     }
 
     /// Sets link `index` (called `what` in errors) up.
@@ -221,7 +252,10 @@ impl Netlink {
         message.header.index = index;
         message.header.flags = LinkFlags::Up;
         message.header.change_mask = LinkFlags::Up;
-        self.ack(RouteNetlinkMessage::SetLink(message), 0, || format!("set {what} up")).await
+        self.ack(RouteNetlinkMessage::SetLink(message), 0, || {
+            format!("set {what} up")
+        })
+        .await
     }
 
     /// The index of link `name`, or `not_found`.
@@ -232,21 +266,30 @@ impl Netlink {
     /// Link `name` as the kernel reports it, or `not_found`.
     pub async fn link_by_name(&self, name: &str) -> Result<LinkMessage, NetlinkError> {
         let mut message = LinkMessage::default();
-        message.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        message
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
         let action = || format!("find interface {name}");
-        match self.get(RouteNetlinkMessage::GetLink(message), action).await {
+        match self
+            .get(RouteNetlinkMessage::GetLink(message), action)
+            .await
+        {
             Ok(RouteNetlinkMessage::NewLink(link)) => Ok(link),
             Ok(_) => Err(self.error(action(), libc::EPROTO, None)),
-            Err(e) if e.errno == libc::ENODEV => {
-                Err(e.explained(format!("there is no interface {name}")).with_code(ErrorCode::NotFound))
-            }
+            Err(e) if e.errno == libc::ENODEV => Err(e
+                .explained(format!("there is no interface {name}"))
+                .with_code(ErrorCode::NotFound)),
             Err(e) => Err(e),
         }
     }
 
     /// Every link in the namespace.
     pub async fn links(&self) -> Result<Vec<LinkMessage>, NetlinkError> {
-        let messages = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), || "list links".into()).await?;
+        let messages = self
+            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()), || {
+                "list links".into()
+            })
+            .await?;
         Ok(messages
             .into_iter()
             .filter_map(|m| match m {
@@ -258,12 +301,19 @@ impl Netlink {
 
     /// The cached name of the managed namespace with peer-namespace id `nsid`.
     pub fn cached_nsid(&self, nsid: i32) -> Option<NsName> {
-        self.nsids.lock().unwrap_or_else(|p| p.into_inner()).get(&nsid).cloned()
+        self.nsids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&nsid)
+            .cloned()
     }
 
     /// Remembers that peer-namespace id `nsid` is namespace `name`.
     pub fn remember_nsid(&self, nsid: i32, name: NsName) {
-        self.nsids.lock().unwrap_or_else(|p| p.into_inner()).insert(nsid, name);
+        self.nsids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(nsid, name);
     }
 
     /// The id this namespace gives the namespace open at `fd` (-1 if none).
@@ -271,7 +321,11 @@ impl Netlink {
         use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
         let mut message = NsidMessage::default();
         message.attributes.push(NsidAttribute::Fd(fd as u32));
-        let answer = self.get(RouteNetlinkMessage::GetNsId(message), || "read a namespace id".into()).await?;
+        let answer = self
+            .get(RouteNetlinkMessage::GetNsId(message), || {
+                "read a namespace id".into()
+            })
+            .await?;
         if let RouteNetlinkMessage::NewNsId(m) = answer {
             for attr in m.attributes {
                 if let NsidAttribute::Id(id) = attr {
@@ -298,7 +352,10 @@ fn kernel_message(echo: &[u8]) -> Option<String> {
         if kind == NLMSGERR_ATTR_MSG {
             let text = &rest[4..len];
             let text = text.split(|b| *b == 0).next().unwrap_or_default();
-            let text = String::from_utf8_lossy(text).trim().trim_end_matches('.').to_owned();
+            let text = String::from_utf8_lossy(text)
+                .trim()
+                .trim_end_matches('.')
+                .to_owned();
             return (!text.is_empty()).then_some(text);
         }
         rest = rest.get((len + 3) & !3..).unwrap_or_default();
@@ -318,7 +375,10 @@ mod tests {
         echo.extend_from_slice(&(len as u16).to_ne_bytes());
         echo.extend_from_slice(&1u16.to_ne_bytes());
         echo.extend_from_slice(text);
-        assert_eq!(kernel_message(&echo).as_deref(), Some("Nexthop has invalid gateway"));
+        assert_eq!(
+            kernel_message(&echo).as_deref(),
+            Some("Nexthop has invalid gateway")
+        );
         assert_eq!(kernel_message(&echo[..16]), None);
         assert_eq!(kernel_message(&[0u8; 4]), None);
         let mut skip = vec![0u8; 16];
@@ -326,20 +386,37 @@ mod tests {
         skip.extend_from_slice(&2u16.to_ne_bytes());
         skip.extend_from_slice(&[9, 9, 9, 9]);
         skip.extend_from_slice(&echo[16..]);
-        assert_eq!(kernel_message(&skip).as_deref(), Some("Nexthop has invalid gateway"));
+        assert_eq!(
+            kernel_message(&skip).as_deref(),
+            Some("Nexthop has invalid gateway")
+        );
     }
 
     #[test]
     fn errors_name_the_action_and_map_codes() {
         let ns: NsName = "r1".parse().unwrap();
-        let e = NetlinkError::new("add route 10.0.0.0/8".into(), &ns, libc::ENETUNREACH, Some("Nexthop has invalid gateway".into()));
+        let e = NetlinkError::new(
+            "add route 10.0.0.0/8".into(),
+            &ns,
+            libc::ENETUNREACH,
+            Some("Nexthop has invalid gateway".into()),
+        );
         assert_eq!(
             e.to_string(),
             "Cannot add route 10.0.0.0/8 in namespace r1: Nexthop has invalid gateway (Network is unreachable (os error 101))"
         );
         assert_eq!(e.code, ErrorCode::Kernel);
-        assert_eq!(NetlinkError::new("x".into(), &ns, libc::EEXIST, None).code, ErrorCode::AlreadyExists);
-        assert_eq!(NetlinkError::new("x".into(), &ns, libc::ESRCH, None).code, ErrorCode::NotFound);
-        assert_eq!(NetlinkError::new("x".into(), &ns, libc::EOPNOTSUPP, None).code, ErrorCode::Unsupported);
+        assert_eq!(
+            NetlinkError::new("x".into(), &ns, libc::EEXIST, None).code,
+            ErrorCode::AlreadyExists
+        );
+        assert_eq!(
+            NetlinkError::new("x".into(), &ns, libc::ESRCH, None).code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            NetlinkError::new("x".into(), &ns, libc::EOPNOTSUPP, None).code,
+            ErrorCode::Unsupported
+        );
     }
 }

@@ -5,17 +5,29 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope};
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, State};
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
-use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop, RouteNextHopFlags,
-    RouteProtocol, RouteScope, RouteType as NlRouteType,
+use rtnetlink::packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
-use rtnetlink::packet_route::rule::{RuleAction as NlRuleAction, RuleAttribute, RuleMessage, RulePortRange};
+use rtnetlink::packet_route::link::{
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, State,
+};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop,
+    RouteNextHopFlags, RouteProtocol, RouteScope, RouteType as NlRouteType,
+};
+use rtnetlink::packet_route::rule::{
+    RuleAction as NlRuleAction, RuleAttribute, RuleMessage, RulePortRange,
+};
 use rtnetlink::packet_route::{AddressFamily, IpProtocol};
-use tsim_protocol::net::{Family, Ip, IpProto, Mac, PortRange, RouteProto, RouteType, RuleAction, Scope};
-use tsim_protocol::ops::{AddrInfo, AddrSpec, LinkInfo, LinkPeer, NextHopInfo, RouteInfo, RuleInfo, RuleSpec};
+use tsim_protocol::net::{
+    Family, Ip, IpProto, Mac, PortRange, RouteProto, RouteType, RuleAction, Scope,
+};
+use tsim_protocol::ops::{
+    AddrInfo, AddrSpec, LinkInfo, LinkPeer, NextHopInfo, RouteInfo, RuleInfo, RuleSpec,
+};
 use tsim_protocol::{Cidr, NsName};
 
 use crate::error::HelperError;
@@ -28,7 +40,10 @@ pub type LinkNames = HashMap<u32, String>;
 
 /// The link names of a link dump.
 pub fn link_names(links: &[LinkMessage]) -> LinkNames {
-    links.iter().filter_map(|l| Some((l.header.index, link_name(l)?))).collect()
+    links
+        .iter()
+        .filter_map(|l| Some((l.header.index, link_name(l)?)))
+        .collect()
 }
 
 /// A link's name.
@@ -41,7 +56,11 @@ pub fn link_name(link: &LinkMessage) -> Option<String> {
 
 /// The netlink family of an address.
 pub fn family_of(ip: IpAddr) -> AddressFamily {
-    if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
+    if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
 }
 
 /// The netlink family of a protocol family (`None`: both).
@@ -84,7 +103,9 @@ fn invalid(msg: String) -> HelperError {
 pub fn check_network(what: &str, cidr: &Cidr) -> Result<(), HelperError> {
     let network = cidr.network();
     if network != *cidr {
-        return Err(invalid(format!("The {what} {cidr} has host bits set; did you mean {network}?")));
+        return Err(invalid(format!(
+            "The {what} {cidr} has host bits set; did you mean {network}?"
+        )));
     }
     Ok(())
 }
@@ -92,8 +113,14 @@ pub fn check_network(what: &str, cidr: &Cidr) -> Result<(), HelperError> {
 /// Makes sure an address has the family of the rest of the request.
 pub fn check_family(what: &str, ip: IpAddr, family: AddressFamily) -> Result<(), HelperError> {
     if family_of(ip) != family {
-        let want = if family == AddressFamily::Inet { "IPv4" } else { "IPv6" };
-        return Err(invalid(format!("The {what} {ip} is not {want}, like the rest of the request")));
+        let want = if family == AddressFamily::Inet {
+            "IPv4"
+        } else {
+            "IPv6"
+        };
+        return Err(invalid(format!(
+            "The {what} {ip} is not {want}, like the rest of the request"
+        )));
     }
     Ok(())
 }
@@ -160,11 +187,23 @@ pub fn route_message(req: &RouteRequest, mode: Mode) -> Result<RouteMessage, Hel
         }
     }
     if req.via.is_some() && !req.nexthops.is_empty() {
-        return Err(invalid("A route has either a gateway or nexthops, not both".into()));
+        return Err(invalid(
+            "A route has either a gateway or nexthops, not both".into(),
+        ));
     }
-    let kind = req.kind.unwrap_or(if mode == Mode::Add { RouteType::Unicast } else { RouteType::Unspec });
+    let kind = req.kind.unwrap_or(if mode == Mode::Add {
+        RouteType::Unicast
+    } else {
+        RouteType::Unspec
+    });
     if mode == Mode::Add
-        && !matches!(kind, RouteType::Unicast | RouteType::Blackhole | RouteType::Unreachable | RouteType::Prohibit)
+        && !matches!(
+            kind,
+            RouteType::Unicast
+                | RouteType::Blackhole
+                | RouteType::Unreachable
+                | RouteType::Prohibit
+        )
     {
         return Err(invalid(format!(
             "Route type {kind} cannot be written; use unicast, blackhole, unreachable or prohibit"
@@ -174,7 +213,11 @@ pub fn route_message(req: &RouteRequest, mode: Mode) -> Result<RouteMessage, Hel
         address_family: family,
         destination_prefix_length: dst.prefix(),
         tos: req.tos.unwrap_or(0),
-        table: if req.table <= 255 { req.table as u8 } else { RT_TABLE_COMPAT },
+        table: if req.table <= 255 {
+            req.table as u8
+        } else {
+            RT_TABLE_COMPAT
+        },
         kind: NlRouteType::from(kind.value()),
         ..RouteHeader::default()
     };
@@ -213,7 +256,10 @@ pub fn route_message(req: &RouteRequest, mode: Mode) -> Result<RouteMessage, Hel
         let mut hops = Vec::new();
         for hop in &req.nexthops {
             if !(1..=256).contains(&hop.weight) {
-                return Err(invalid(format!("A nexthop weight is 1 to 256, not {}", hop.weight)));
+                return Err(invalid(format!(
+                    "A nexthop weight is 1 to 256, not {}",
+                    hop.weight
+                )));
             }
             let mut attrs = Vec::new();
             if let Some(via) = hop.via {
@@ -261,7 +307,9 @@ pub fn route_info(msg: &RouteMessage, names: &LinkNames) -> Option<RouteInfo> {
         match attr {
             RouteAttribute::Destination(a) => dst = route_ip(a),
             RouteAttribute::Gateway(a) => via = route_ip(a).map(Ip),
-            RouteAttribute::Oif(i) => dev = Some(names.get(i).cloned().unwrap_or_else(|| format!("if{i}"))),
+            RouteAttribute::Oif(i) => {
+                dev = Some(names.get(i).cloned().unwrap_or_else(|| format!("if{i}")))
+            }
             RouteAttribute::PrefSource(a) => src = route_ip(a).map(Ip),
             RouteAttribute::Priority(p) => metric = Some(*p),
             RouteAttribute::MultiPath(hops) => {
@@ -271,9 +319,16 @@ pub fn route_info(msg: &RouteMessage, names: &LinkNames) -> Option<RouteInfo> {
                         _ => None,
                     });
                     let hop_dev = (hop.interface_index != 0).then(|| {
-                        names.get(&hop.interface_index).cloned().unwrap_or_else(|| format!("if{}", hop.interface_index))
+                        names
+                            .get(&hop.interface_index)
+                            .cloned()
+                            .unwrap_or_else(|| format!("if{}", hop.interface_index))
                     });
-                    nexthops.push(NextHopInfo { via: hop_via, dev: hop_dev, weight: u16::from(hop.hops) + 1 });
+                    nexthops.push(NextHopInfo {
+                        via: hop_via,
+                        dev: hop_dev,
+                        weight: u16::from(hop.hops) + 1,
+                    });
                 }
             }
             _ => {}
@@ -283,7 +338,11 @@ pub fn route_info(msg: &RouteMessage, names: &LinkNames) -> Option<RouteInfo> {
         Family::Inet => IpAddr::from([0u8; 4]),
         Family::Inet6 => IpAddr::from([0u16; 8]),
     };
-    let dst = Cidr::new(dst.unwrap_or(unspecified), msg.header.destination_prefix_length).ok()?;
+    let dst = Cidr::new(
+        dst.unwrap_or(unspecified),
+        msg.header.destination_prefix_length,
+    )
+    .ok()?;
     Some(RouteInfo {
         family,
         dst,
@@ -326,7 +385,9 @@ pub fn readdable_route(mut msg: RouteMessage) -> RouteMessage {
 /// Whether a dumped route is the one a request names (fields the request leaves out match
 /// anything), to find what a delete or replace will affect.
 pub fn route_matches(msg: &RouteMessage, req: &RouteRequest, key_only: bool) -> bool {
-    let Some(info) = route_info(msg, &LinkNames::new()) else { return false };
+    let Some(info) = route_info(msg, &LinkNames::new()) else {
+        return false;
+    };
     if info.dst != req.dst || info.table != req.table || info.tos != req.tos.unwrap_or(0) {
         return false;
     }
@@ -358,7 +419,9 @@ pub fn rule_message(spec: &RuleSpec, mode: Mode) -> Result<RuleMessage, HelperEr
             let f = family_of(cidr.addr());
             match family {
                 Some(existing) if existing != f => {
-                    return Err(invalid(format!("The rule {what} {cidr} does not match the rule's family")));
+                    return Err(invalid(format!(
+                        "The rule {what} {cidr} does not match the rule's family"
+                    )));
                 }
                 _ => family = Some(f),
             }
@@ -376,7 +439,9 @@ pub fn rule_message(spec: &RuleSpec, mode: Mode) -> Result<RuleMessage, HelperEr
             return Err(invalid("A lookup rule needs a table".into()));
         }
         (RuleAction::Blackhole | RuleAction::Unreachable | RuleAction::Prohibit, Some(t)) => {
-            return Err(invalid(format!("A {:?} rule takes no table (got {t})", spec.action).to_lowercase()));
+            return Err(invalid(
+                format!("A {:?} rule takes no table (got {t})", spec.action).to_lowercase(),
+            ));
         }
         _ => {}
     }
@@ -388,7 +453,11 @@ pub fn rule_message(spec: &RuleSpec, mode: Mode) -> Result<RuleMessage, HelperEr
     msg.header.tos = spec.tos.unwrap_or(0);
     msg.header.action = action;
     if let Some(table) = spec.table {
-        msg.header.table = if table.id() <= 255 { table.id() as u8 } else { 0 };
+        msg.header.table = if table.id() <= 255 {
+            table.id() as u8
+        } else {
+            0
+        };
         msg.attributes.push(RuleAttribute::Table(table.id()));
     }
     if let Some(pref) = spec.pref {
@@ -414,10 +483,12 @@ pub fn rule_message(spec: &RuleSpec, mode: Mode) -> Result<RuleMessage, HelperEr
     }
     if let Some(mark) = spec.fwmark {
         msg.attributes.push(RuleAttribute::FwMark(mark));
-        msg.attributes.push(RuleAttribute::FwMask(spec.fwmask.unwrap_or(u32::MAX)));
+        msg.attributes
+            .push(RuleAttribute::FwMask(spec.fwmask.unwrap_or(u32::MAX)));
     }
     if let Some(proto) = spec.ipproto {
-        msg.attributes.push(RuleAttribute::IpProtocol(IpProtocol::from(proto.value())));
+        msg.attributes
+            .push(RuleAttribute::IpProtocol(IpProtocol::from(proto.value())));
     }
     for (ports, sport) in [(spec.sport, true), (spec.dport, false)] {
         if let Some(PortRange { start, end }) = ports {
@@ -470,9 +541,17 @@ pub fn rule_info(msg: &RuleMessage) -> Option<RuleInfo> {
             RuleAttribute::FwMask(m) => info.fwmask = Some(*m),
             RuleAttribute::Table(t) => info.table = Some(*t),
             RuleAttribute::IpProtocol(p) => info.ipproto = Some(IpProto::from_value(u8::from(*p))),
-            RuleAttribute::SourcePortRange(r) => info.sport = Some(PortRange { start: r.start, end: r.end }),
+            RuleAttribute::SourcePortRange(r) => {
+                info.sport = Some(PortRange {
+                    start: r.start,
+                    end: r.end,
+                })
+            }
             RuleAttribute::DestinationPortRange(r) => {
-                info.dport = Some(PortRange { start: r.start, end: r.end });
+                info.dport = Some(PortRange {
+                    start: r.start,
+                    end: r.end,
+                });
             }
             _ => {}
         }
@@ -485,7 +564,9 @@ pub fn rule_info(msg: &RuleMessage) -> Option<RuleInfo> {
 
 /// Whether a dumped rule is the one a request names (fields left out match anything).
 pub fn rule_matches(msg: &RuleMessage, spec: &RuleSpec) -> bool {
-    let Some(info) = rule_info(msg) else { return false };
+    let Some(info) = rule_info(msg) else {
+        return false;
+    };
     let action = match spec.action {
         RuleAction::Lookup => "lookup",
         RuleAction::Blackhole => "blackhole",
@@ -496,8 +577,14 @@ pub fn rule_matches(msg: &RuleMessage, spec: &RuleSpec) -> bool {
         && spec.pref.is_none_or(|p| info.pref == p)
         && spec.from.is_none_or(|c| info.from == Some(c))
         && spec.to.is_none_or(|c| info.to == Some(c))
-        && spec.iif.as_ref().is_none_or(|n| info.iif.as_deref() == Some(n.as_str()))
-        && spec.oif.as_ref().is_none_or(|n| info.oif.as_deref() == Some(n.as_str()))
+        && spec
+            .iif
+            .as_ref()
+            .is_none_or(|n| info.iif.as_deref() == Some(n.as_str()))
+        && spec
+            .oif
+            .as_ref()
+            .is_none_or(|n| info.oif.as_deref() == Some(n.as_str()))
         && spec.fwmark.is_none_or(|m| info.fwmark == Some(m))
         && spec.tos.is_none_or(|t| info.tos == t)
         && spec.dport.is_none_or(|p| info.dport == Some(p))
@@ -529,7 +616,11 @@ pub fn addr_message(spec: &AddrSpec, index: u32) -> Result<AddressMessage, Helpe
     if let Some(Ip(brd)) = spec.broadcast {
         match brd {
             IpAddr::V4(b) if ip.is_ipv4() => msg.attributes.push(AddressAttribute::Broadcast(b)),
-            _ => return Err(invalid(format!("A broadcast address ({brd}) is for IPv4 addresses only"))),
+            _ => {
+                return Err(invalid(format!(
+                    "A broadcast address ({brd}) is for IPv4 addresses only"
+                )));
+            }
         }
     }
     if !flags.is_empty() {
@@ -556,7 +647,10 @@ pub fn addr_info(msg: &AddressMessage, names: &LinkNames) -> Option<AddrInfo> {
     let ip = local.or(address)?;
     let index = msg.header.index;
     Some(AddrInfo {
-        dev: names.get(&index).cloned().unwrap_or_else(|| format!("if{index}")),
+        dev: names
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(|| format!("if{index}")),
         index,
         addr: Cidr::new(ip, msg.header.prefix_len).ok()?,
         broadcast,
@@ -603,7 +697,9 @@ pub fn link_info(msg: &LinkMessage, names: &LinkNames, peer_ns: Option<NsName>) 
                 mac.copy_from_slice(a);
                 info.mac = Some(Mac(mac));
             }
-            LinkAttribute::Controller(m) => info.master = names.get(m).cloned().or_else(|| Some(format!("if{m}"))),
+            LinkAttribute::Controller(m) => {
+                info.master = names.get(m).cloned().or_else(|| Some(format!("if{m}")))
+            }
             LinkAttribute::Group(g) => info.group = *g,
             LinkAttribute::Link(i) => peer_index = Some(*i),
             LinkAttribute::OperState(s) => info.oper_state = oper_state(*s),
@@ -655,18 +751,25 @@ fn oper_state(state: State) -> String {
 }
 
 /// Builds a neighbour message.
-pub fn neigh_message(index: u32, ip: IpAddr, lladdr: Option<Mac>, state: Option<u16>) -> NeighbourMessage {
+pub fn neigh_message(
+    index: u32,
+    ip: IpAddr,
+    lladdr: Option<Mac>,
+    state: Option<u16>,
+) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = family_of(ip);
     msg.header.ifindex = index;
     msg.header.state = NeighbourState::from(state.unwrap_or(0));
     msg.header.kind = NlRouteType::Unicast;
-    msg.attributes.push(NeighbourAttribute::Destination(match ip {
-        IpAddr::V4(a) => NeighbourAddress::Inet(a),
-        IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-    }));
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
     if let Some(mac) = lladdr {
-        msg.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     }
     msg
 }
@@ -683,7 +786,10 @@ pub fn neigh_ip(msg: &NeighbourMessage) -> Option<IpAddr> {
 /// A dumped neighbour entry made fit to be added again (for undo).
 pub fn readdable_neigh(mut msg: NeighbourMessage) -> NeighbourMessage {
     msg.attributes.retain(|a| {
-        matches!(a, NeighbourAttribute::Destination(_) | NeighbourAttribute::LinkLayerAddress(_))
+        matches!(
+            a,
+            NeighbourAttribute::Destination(_) | NeighbourAttribute::LinkLayerAddress(_)
+        )
     });
     msg
 }
@@ -740,19 +846,28 @@ mod tests {
         assert_eq!(msg.header.scope, RouteScope::Universe);
         assert_eq!(msg.header.table, RT_TABLE_COMPAT);
         assert_eq!(route_table(&msg), 1000);
-        assert!(!msg.attributes.iter().any(|a| matches!(a, RouteAttribute::Destination(_))));
+        assert!(
+            !msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Destination(_)))
+        );
         let info = route_info(&msg, &LinkNames::from([(3, "eth0".to_owned())])).unwrap();
         assert_eq!(info.dst.to_string(), "0.0.0.0/0");
         assert_eq!(info.dev.as_deref(), Some("eth0"));
         assert!(route_matches(&msg, &with_gw, false));
         assert!(route_matches(&msg, &with_gw, true));
         let del = route_message(&req("10.2.0.0/16"), Mode::Delete).unwrap();
-        assert_eq!((del.header.scope, del.header.protocol), (RouteScope::NoWhere, RouteProtocol::Unspec));
+        assert_eq!(
+            (del.header.scope, del.header.protocol),
+            (RouteScope::NoWhere, RouteProtocol::Unspec)
+        );
     }
 
     #[test]
     fn bad_routes_are_invalid_arguments() {
-        let err = route_message(&req("10.2.3.4/16"), Mode::Add).unwrap_err().to_string();
+        let err = route_message(&req("10.2.3.4/16"), Mode::Add)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean 10.2.0.0/16"), "{err}");
         let mut mixed = req("10.2.0.0/16");
         mixed.via = Some("2001:db8::1".parse().unwrap());
@@ -800,7 +915,13 @@ mod tests {
     fn netem_options_layout() {
         let opts = netem_options(1000);
         assert_eq!(opts.len(), 36);
-        assert_eq!(u32::from_ne_bytes(opts[0..4].try_into().unwrap()), 1_000_000 / 64);
-        assert_eq!(i64::from_ne_bytes(opts[28..36].try_into().unwrap()), 1_000_000);
+        assert_eq!(
+            u32::from_ne_bytes(opts[0..4].try_into().unwrap()),
+            1_000_000 / 64
+        );
+        assert_eq!(
+            i64::from_ne_bytes(opts[28..36].try_into().unwrap()),
+            1_000_000
+        );
     }
 }

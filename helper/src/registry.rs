@@ -169,7 +169,12 @@ impl Registry {
             }
         };
         let netlink = entry.netlink.clone();
-        Ok(NsEntry { ino: entry.record.netns_ino, owner_uid: entry.record.owner_uid, netlink, created_by_this_request })
+        Ok(NsEntry {
+            ino: entry.record.netns_ino,
+            owner_uid: entry.record.owner_uid,
+            netlink,
+            created_by_this_request,
+        })
     }
 
     /// The namespace `name` in any phase, for undoing a request's changes inside it.
@@ -196,7 +201,10 @@ impl Registry {
 
     /// Every managed namespace with its inode, in any phase (to name a veth's peer).
     pub fn all(&self) -> Vec<(NsName, u64)> {
-        self.lock().iter().map(|(n, e)| (n.clone(), e.record.netns_ino)).collect()
+        self.lock()
+            .iter()
+            .map(|(n, e)| (n.clone(), e.record.netns_ino))
+            .collect()
     }
 
     /// Reserves `name` for a creation by request `txn`: records it (phase `Creating`) in
@@ -289,7 +297,13 @@ impl Registry {
 
     /// Starts deleting `name` for request `txn` on behalf of `uid`: checks ownership, marks it
     /// `Deleting`, and returns its inode. Its netlink socket is closed.
-    pub fn begin_delete(&self, name: &NsName, uid: u32, admin: bool, txn: u64) -> Result<u64, HelperError> {
+    pub fn begin_delete(
+        &self,
+        name: &NsName,
+        uid: u32,
+        admin: bool,
+        txn: u64,
+    ) -> Result<u64, HelperError> {
         let mut entries = self.lock();
         let Some(entry) = entries.get_mut(name) else {
             return Err(HelperError::NotFound(format!(

@@ -41,7 +41,13 @@ pub enum Tool {
 }
 
 impl Tool {
-    const ALL: [Tool; 5] = [Tool::IptablesRestore, Tool::IptablesSave, Tool::Ip6tablesRestore, Tool::Ip6tablesSave, Tool::Ipset];
+    const ALL: [Tool; 5] = [
+        Tool::IptablesRestore,
+        Tool::IptablesSave,
+        Tool::Ip6tablesRestore,
+        Tool::Ip6tablesSave,
+        Tool::Ipset,
+    ];
 
     /// The program's name.
     pub fn name(self) -> &'static str {
@@ -91,7 +97,10 @@ impl Tools {
 
     /// The path of `tool`, if it was found.
     pub fn path(&self, tool: Tool) -> Option<&Path> {
-        self.found.iter().find(|(t, _)| *t == tool).map(|(_, p)| p.as_path())
+        self.found
+            .iter()
+            .find(|(t, _)| *t == tool)
+            .map(|(_, p)| p.as_path())
     }
 }
 
@@ -99,14 +108,28 @@ impl Tools {
 /// stays a symlink: multi-call binaries look at their name). The target must be a regular
 /// executable file owned by root and writable only by root, in a root-owned directory.
 fn find(name: &str) -> Option<PathBuf> {
-    SEARCH.iter().map(|dir| Path::new(dir).join(name)).find(|path| trusted(path))
+    SEARCH
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| trusted(path))
 }
 
 fn trusted(path: &Path) -> bool {
-    let Ok(target) = std::fs::metadata(path) else { return false };
-    let Ok(real) = std::fs::canonicalize(path) else { return false };
-    let dir_ok = real.parent().and_then(|d| std::fs::metadata(d).ok()).is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0);
-    target.is_file() && target.uid() == 0 && target.mode() & 0o022 == 0 && target.mode() & 0o111 != 0 && dir_ok
+    let Ok(target) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let dir_ok = real
+        .parent()
+        .and_then(|d| std::fs::metadata(d).ok())
+        .is_some_and(|d| d.uid() == 0 && d.mode() & 0o022 == 0);
+    target.is_file()
+        && target.uid() == 0
+        && target.mode() & 0o022 == 0
+        && target.mode() & 0o111 != 0
+        && dir_ok
 }
 
 /// What a tool printed, and whether it succeeded.
@@ -145,15 +168,30 @@ impl Output {
 
     /// The tool's complaint, in one line.
     pub fn complaint(&self) -> String {
-        let text = if self.stderr.trim().is_empty() { &self.stdout } else { &self.stderr };
-        let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("Try `")).collect();
+        let text = if self.stderr.trim().is_empty() {
+            &self.stdout
+        } else {
+            &self.stderr
+        };
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("Try `"))
+            .collect();
         let joined = lines.join("; ");
-        if joined.is_empty() { self.status.clone() } else { joined }
+        if joined.is_empty() {
+            self.status.clone()
+        } else {
+            joined
+        }
     }
 }
 
 /// Feeds `stdin` to a spawned child and collects its output, within [`TOOL_TIMEOUT`].
-pub async fn communicate(mut child: tokio::process::Child, stdin: Option<String>) -> std::io::Result<Output> {
+pub async fn communicate(
+    mut child: tokio::process::Child,
+    stdin: Option<String>,
+) -> std::io::Result<Output> {
     let mut input = child.stdin.take();
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -184,7 +222,10 @@ pub async fn communicate(mut child: tokio::process::Child, stdin: Option<String>
     };
     match tokio::time::timeout(TOOL_TIMEOUT, work).await {
         Ok(result) => result,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the tool did not finish in time")),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the tool did not finish in time",
+        )),
     }
 }
 
@@ -208,16 +249,31 @@ mod tests {
     use super::*;
 
     fn out(stderr: &str) -> Output {
-        Output { success: false, status: "exit status: 1".into(), stdout: String::new(), stderr: stderr.into() }
+        Output {
+            success: false,
+            status: "exit status: 1".into(),
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
     }
 
     #[test]
     fn line_numbers_from_tool_messages() {
         let nft = "iptables-restore v1.8.9 (nf_tables): unknown protocol \"bogus\" specified\nError occurred at line: 6\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.\n";
         assert_eq!(out(nft).failed_line(), Some(6));
-        assert_eq!(out(nft).complaint(), "iptables-restore v1.8.9 (nf_tables): unknown protocol \"bogus\" specified; Error occurred at line: 6");
-        assert_eq!(out("ipset v7.17: Error in line 3: Kernel error received: set type not supported").failed_line(), Some(3));
-        assert_eq!(out("iptables-restore: line 12 failed").failed_line(), Some(12));
+        assert_eq!(
+            out(nft).complaint(),
+            "iptables-restore v1.8.9 (nf_tables): unknown protocol \"bogus\" specified; Error occurred at line: 6"
+        );
+        assert_eq!(
+            out("ipset v7.17: Error in line 3: Kernel error received: set type not supported")
+                .failed_line(),
+            Some(3)
+        );
+        assert_eq!(
+            out("iptables-restore: line 12 failed").failed_line(),
+            Some(12)
+        );
         assert_eq!(out("something else").failed_line(), None);
         assert_eq!(out("").complaint(), "exit status: 1");
     }

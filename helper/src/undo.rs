@@ -52,14 +52,21 @@ pub async fn apply(helper: &Helper, ns: &NsName, undo: Undo) -> Result<(), Helpe
             };
             let mut first_error = None;
             for (message, flags) in messages {
-                if let Err(e) = netlink.ack(message, flags, || "undo a change".into()).await {
-                    first_error.get_or_insert(e);
+                match netlink.ack(message, flags, || "undo a change".into()).await {
+                    // Already back (re-created by an earlier step) or already gone.
+                    Err(e) if matches!(e.errno, libc::EEXIST | libc::ENOENT | libc::ESRCH) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                    Ok(()) => {}
                 }
             }
             first_error.map_or(Ok(()), |e| Err(e.into()))
         }
         Undo::Sysctl { key, value } => {
-            let Some(path) = key.proc_path().map(|p| format!("/proc/sys/{p}")) else { return Ok(()) };
+            let Some(path) = key.proc_path().map(|p| format!("/proc/sys/{p}")) else {
+                return Ok(());
+            };
             helper
                 .netns
                 .run_in(ns, entry.ino, move || std::fs::write(&path, value))
@@ -68,11 +75,22 @@ pub async fn apply(helper: &Helper, ns: &NsName, undo: Undo) -> Result<(), Helpe
         }
         Undo::Iptables { ipv6, payload } => {
             let (_, restore) = firewall::iptables_tools(ipv6);
-            firewall::run_checked(helper, ns, entry.ino, restore, &[], Some(payload)).await.map(drop)
+            firewall::run_checked(helper, ns, entry.ino, restore, &[], Some(payload))
+                .await
+                .map(drop)
         }
         Undo::Ipset { payload } => {
             firewall::run_checked(helper, ns, entry.ino, Tool::Ipset, &["destroy"], None).await?;
-            firewall::run_checked(helper, ns, entry.ino, Tool::Ipset, &["restore"], Some(payload)).await.map(drop)
+            firewall::run_checked(
+                helper,
+                ns,
+                entry.ino,
+                Tool::Ipset,
+                &["restore"],
+                Some(payload),
+            )
+            .await
+            .map(drop)
         }
     }
 }

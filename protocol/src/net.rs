@@ -550,18 +550,33 @@ impl SysctlKey {
     /// The `/proc/sys` path of an allowed key; `Ok(None)` for a well-formed key that is not
     /// allowed.
     fn allowed_path(s: &str) -> Result<Option<String>, InvalidValue> {
-        let refuse = |reason| InvalidValue { what: "sysctl", value: s.to_owned(), reason };
+        let refuse = |reason| InvalidValue {
+            what: "sysctl",
+            value: s.to_owned(),
+            reason,
+        };
         let sep = if s.contains('/') { '/' } else { '.' };
         let key = s.strip_prefix('/').unwrap_or(s);
         let parts: Vec<&str> = key.split(sep).collect();
         Ok(match parts.as_slice() {
-            ["net", "ipv4", leaf @ ("ip_forward" | "ping_group_range" | "icmp_ratelimit")] => {
-                Some(format!("net/ipv4/{leaf}"))
-            }
-            ["net", family @ ("ipv4" | "ipv6"), "conf", middle @ .., leaf] if !middle.is_empty() => {
+            [
+                "net",
+                "ipv4",
+                leaf @ ("ip_forward" | "ping_group_range" | "icmp_ratelimit"),
+            ] => Some(format!("net/ipv4/{leaf}")),
+            ["net", family @ ("ipv4" | "ipv6"), "conf", middle @ .., leaf]
+                if !middle.is_empty() =>
+            {
                 let allowed = match *family {
                     "ipv4" => {
-                        matches!(*leaf, "rp_filter" | "arp_ignore" | "arp_announce" | "accept_local" | "forwarding")
+                        matches!(
+                            *leaf,
+                            "rp_filter"
+                                | "arp_ignore"
+                                | "arp_announce"
+                                | "accept_local"
+                                | "forwarding"
+                        )
                     }
                     _ => *leaf == "disable_ipv6",
                 };
@@ -588,15 +603,31 @@ impl SysctlKey {
 impl FromStr for SysctlKey {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, InvalidValue> {
-        let refuse = |reason| InvalidValue { what: "sysctl", value: s.to_owned(), reason };
+        let refuse = |reason| InvalidValue {
+            what: "sysctl",
+            value: s.to_owned(),
+            reason,
+        };
         let well_formed = !s.is_empty()
             && s.len() <= 128
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-' | b'@'));
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'.' | b'/' | b'_' | b'-' | b'@')
+            });
         if !well_formed {
             return Err(refuse("expected a sysctl key such as net.ipv4.ip_forward"));
         }
+        let sep = if s.contains('/') { '/' } else { '.' };
+        let parts = s.strip_prefix('/').unwrap_or(s).split(sep);
+        if parts.clone().any(|p| p.is_empty() || p == "." || p == "..") || !s.starts_with("net") {
+            return Err(refuse(
+                "expected a net.* sysctl key such as net.ipv4.ip_forward",
+            ));
+        }
         let path = Self::allowed_path(s)?;
-        Ok(SysctlKey { raw: s.to_owned(), path })
+        Ok(SysctlKey {
+            raw: s.to_owned(),
+            path,
+        })
     }
 }
 
@@ -776,12 +807,17 @@ mod tests {
             ("net.ipv4.icmp_ratelimit", "net/ipv4/icmp_ratelimit"),
         ];
         for (key, path) in ok {
-            assert_eq!(key.parse::<SysctlKey>().unwrap().proc_path(), Some(path), "{key}");
+            assert_eq!(
+                key.parse::<SysctlKey>().unwrap().proc_path(),
+                Some(path),
+                "{key}"
+            );
         }
         let key: SysctlKey = "net/ipv4/conf/bond1.vlan180/forwarding".parse().unwrap();
         assert_eq!(key.dotted(), "net.ipv4.conf.bond1.vlan180.forwarding");
+        assert!("kernel.core_pattern".parse::<SysctlKey>().is_err());
         for not_allowed in [
-            "kernel.core_pattern",
+            "net.core.somaxconn",
             "net.ipv4.tcp_syncookies",
             "net.ipv6.conf.all.forwarding",
             "net.ipv4.conf.all.log_martians",
@@ -799,7 +835,10 @@ mod tests {
             "net.ipv4 ip_forward",
             "",
         ] {
-            assert!(malformed.parse::<SysctlKey>().is_err(), "{malformed} should be refused");
+            assert!(
+                malformed.parse::<SysctlKey>().is_err(),
+                "{malformed} should be refused"
+            );
         }
         assert!("0 2147483647".parse::<SysctlValue>().is_ok());
         assert!(json::<SysctlValue>(serde_json::json!(1)).is_ok());

@@ -405,7 +405,7 @@ fn every_op_name_matches_its_serde_tag() {
         seen.push(op.name());
     }
     for name in Op::NAMES {
-        assert!(seen.contains(&name), "sample request lacks op {name}");
+        assert!(seen.contains(name), "sample request lacks op {name}");
     }
 }
 

@@ -129,6 +129,26 @@ fn only_owners_and_admins_delete() {
     let out = tsimctl_as_nobody(&helper, &[group], &["ns", "del", &mine]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
+    // Nor change what is inside it, though reading is allowed.
+    let out = tsimctl_as_nobody(&helper, &[group], &["batch", "-"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an empty stdin is not a batch: {}",
+        text(&out)
+    );
+    let batch = helper.dir.path().join("change.json");
+    let change = serde_json::json!([{"op": "link_add_bridge", "ns": roots, "name": "br0"}]);
+    std::fs::write(&batch, change.to_string()).unwrap();
+    std::fs::set_permissions(&batch, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = tsimctl_as_nobody(&helper, &[group], &["batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    let read = serde_json::json!([{"op": "link_list", "ns": roots}]);
+    std::fs::write(&batch, read.to_string()).unwrap();
+    let out = tsimctl_as_nobody(&helper, &[group], &["batch", batch.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
     // A member of the admin group may delete anyone's namespace.
     let out = tsimctl_as_nobody(&helper, &[group, admins], &["ns", "del", &roots]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

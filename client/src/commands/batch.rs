@@ -70,7 +70,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
 fn describe(result: &OpResult) -> String {
     match result {
         OpResult::Ping(_) => "ping ok".into(),
-        OpResult::Status(s) => format!("status: helper {}, {} namespaces", s.helper_version, s.namespaces),
+        OpResult::Status(s) => format!(
+            "status: helper {}, {} namespaces",
+            s.helper_version, s.namespaces
+        ),
         OpResult::NsCreate(r) => format!("created namespace {}", r.name),
         OpResult::NsDelete(r) => format!("deleted namespace {}", r.name),
         OpResult::NsList(l) => format!("{} namespaces", l.namespaces.len()),
@@ -85,10 +88,16 @@ fn describe(result: &OpResult) -> String {
             format!("{}: {} removed", result.name(), f.count)
         }
         OpResult::SysctlGet(s) | OpResult::SysctlSet(s) => format!("{} = {}", s.key, s.value),
-        OpResult::IptablesSave(s) | OpResult::IpsetSave(s) => format!("{}: {} lines", result.name(), s.payload.lines().count()),
+        OpResult::IptablesSave(s) | OpResult::IpsetSave(s) => {
+            format!("{}: {} lines", result.name(), s.payload.lines().count())
+        }
         OpResult::RouteGet(r) => {
             let via = r.via.map(|v| format!(" via {v}")).unwrap_or_default();
-            let dev = r.dev.as_ref().map(|d| format!(" dev {d}")).unwrap_or_default();
+            let dev = r
+                .dev
+                .as_ref()
+                .map(|d| format!(" dev {d}"))
+                .unwrap_or_default();
             format!("route to {}{via}{dev}", r.dst)
         }
         other => format!("{} ok", other.name()),

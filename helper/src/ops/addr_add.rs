@@ -11,12 +11,25 @@ use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: AddrSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: AddrSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let msg = nlmsg::addr_message(&args, index)?;
     let what = format!("add address {} to {}", args.addr, args.dev);
-    h.nl.ack(RouteNetlinkMessage::NewAddress(msg.clone()), NLM_F_CREATE | NLM_F_EXCL, || what.clone()).await?;
-    txn.changed(&h.name, what, Undo::Netlink(vec![(RouteNetlinkMessage::DelAddress(msg), 0)]));
+    h.nl.ack(
+        RouteNetlinkMessage::NewAddress(msg.clone()),
+        NLM_F_CREATE | NLM_F_EXCL,
+        || what.clone(),
+    )
+    .await?;
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(RouteNetlinkMessage::DelAddress(msg), 0)]),
+    );
     Ok(OpResult::AddrAdd(Done {}))
 }

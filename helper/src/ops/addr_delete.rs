@@ -7,17 +7,23 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{AddrSpec, Done};
 
 use super::OpCtx;
-use super::common::dump_addrs;
+use super::common::{Dependents, dump_addrs};
 use crate::batch::Txn;
 use crate::error::HelperError;
 use crate::nlmsg::{self, LinkNames};
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: AddrSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: AddrSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let names = LinkNames::new();
-    let key = |m: &rtnetlink::packet_route::address::AddressMessage| nlmsg::addr_info(m, &names).map(|a| a.addr);
+    let key = |m: &rtnetlink::packet_route::address::AddressMessage| {
+        nlmsg::addr_info(m, &names).map(|a| a.addr)
+    };
     let before = dump_addrs(&h.nl, AddressFamily::Unspec, Some(index)).await?;
     if !before.iter().any(|m| key(m) == Some(args.addr)) {
         return Err(HelperError::NotFound(format!(
@@ -25,15 +31,25 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: AddrSpec, txn: &mut Txn) -> Re
             args.addr, args.dev, args.ns
         )));
     }
+    // Removing an interface's last address takes its routes and neighbour entries with it.
+    let dependents = Dependents::read(&h.nl).await?;
     let msg = nlmsg::addr_message(&args, index)?;
     let what = format!("delete address {} from {}", args.addr, args.dev);
-    let result = h.nl.ack(RouteNetlinkMessage::DelAddress(msg), 0, || what.clone()).await;
+    let result =
+        h.nl.ack(RouteNetlinkMessage::DelAddress(msg), 0, || what.clone())
+            .await;
     let after = dump_addrs(&h.nl, AddressFamily::Unspec, Some(index)).await?;
-    let gone: Vec<_> = before
+    let mut gone: Vec<_> = before
         .into_iter()
         .filter(|m| !after.iter().any(|a| key(a) == key(m)))
-        .map(|m| (RouteNetlinkMessage::NewAddress(nlmsg::readdable_addr(m)), NLM_F_CREATE | NLM_F_EXCL))
+        .map(|m| {
+            (
+                RouteNetlinkMessage::NewAddress(nlmsg::readdable_addr(m)),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+        })
         .collect();
+    gone.extend(dependents.lost_since(&Dependents::read(&h.nl).await?));
     if !gone.is_empty() {
         txn.changed(&h.name, what, Undo::Netlink(gone));
     }

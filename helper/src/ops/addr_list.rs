@@ -16,6 +16,9 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: AddrList) -> Result<OpResult, 
     };
     let names = nlmsg::link_names(&h.nl.links().await?);
     let messages = dump_addrs(&h.nl, nlmsg::nl_family(args.family), index).await?;
-    let addrs = messages.iter().filter_map(|m| nlmsg::addr_info(m, &names)).collect();
+    let addrs = messages
+        .iter()
+        .filter_map(|m| nlmsg::addr_info(m, &names))
+        .collect();
     Ok(OpResult::AddrList(Addrs { addrs }))
 }

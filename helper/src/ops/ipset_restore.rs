@@ -12,14 +12,31 @@ use crate::firewall;
 use crate::tools::Tool;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: IpsetRestore, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: IpsetRestore,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     check_payload(&args.payload)?;
     let h = ctx.ns_mut(&args.ns).await?;
     if !h.fresh {
-        let before = firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, &["save"], None).await?;
+        let before =
+            firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, &["save"], None).await?;
         txn.changed(&h.name, "ipset restore", Undo::Ipset { payload: before });
     }
-    let argv: &[&str] = if args.exist { &["restore", "-exist"] } else { &["restore"] };
-    firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, argv, Some(args.payload)).await?;
+    let argv: &[&str] = if args.exist {
+        &["restore", "-exist"]
+    } else {
+        &["restore"]
+    };
+    firewall::run_checked(
+        ctx.helper,
+        &h.name,
+        h.ino,
+        Tool::Ipset,
+        argv,
+        Some(args.payload),
+    )
+    .await?;
     Ok(OpResult::IpsetRestore(Done {}))
 }

@@ -13,22 +13,39 @@ use crate::undo::Undo;
 /// Refuses payloads that cannot be text for a tool's standard input.
 pub(super) fn check_payload(payload: &str) -> Result<(), HelperError> {
     if payload.contains('\0') {
-        return Err(HelperError::InvalidArgument("The payload contains a NUL byte".into()));
+        return Err(HelperError::InvalidArgument(
+            "The payload contains a NUL byte".into(),
+        ));
     }
     Ok(())
 }
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: IptablesRestore, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: IptablesRestore,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     check_payload(&args.payload)?;
     let h = ctx.ns_mut(&args.ns).await?;
     let (save, restore) = firewall::iptables_tools(args.ipv6);
     // A namespace this request created needs no undo of its own: removing it removes this.
     if !h.fresh {
         let before = firewall::run_checked(ctx.helper, &h.name, h.ino, save, &[], None).await?;
-        let undo = Undo::Iptables { ipv6: args.ipv6, payload: firewall::restoring_payload(&before) };
+        let undo = Undo::Iptables {
+            ipv6: args.ipv6,
+            payload: firewall::restoring_payload(&before),
+        };
         txn.changed(&h.name, format!("{} payload", restore.name()), undo);
     }
     let flags: &[&str] = if args.noflush { &["--noflush"] } else { &[] };
-    firewall::run_checked(ctx.helper, &h.name, h.ino, restore, flags, Some(args.payload)).await?;
+    firewall::run_checked(
+        ctx.helper,
+        &h.name,
+        h.ino,
+        restore,
+        flags,
+        Some(args.payload),
+    )
+    .await?;
     Ok(OpResult::IptablesRestore(Done {}))
 }

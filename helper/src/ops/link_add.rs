@@ -37,32 +37,65 @@ fn base(name: &str, mtu: Option<u32>, mac: Option<Mac>, up: bool) -> LinkMessage
 }
 
 /// Creates `msg` in `h`, records its undo, and returns its index.
-async fn create(h: &NsHandle, msg: LinkMessage, name: &str, kind: &str, txn: &mut Txn) -> Result<u32, HelperError> {
+async fn create(
+    h: &NsHandle,
+    msg: LinkMessage,
+    name: &str,
+    kind: &str,
+    txn: &mut Txn,
+) -> Result<u32, HelperError> {
     let what = || format!("add {kind} {name}");
-    if let Err(e) = h.nl.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, what).await {
+    if let Err(e) =
+        h.nl.ack(
+            RouteNetlinkMessage::NewLink(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+            what,
+        )
+        .await
+    {
         return Err(match e.errno {
-            libc::EOPNOTSUPP => e.explained(format!("the kernel has no {kind} driver")).with_code(ErrorCode::Unsupported).into(),
-            libc::EEXIST => e.explained(format!("an interface named {name} exists already")).into(),
+            libc::EOPNOTSUPP => e
+                .explained(format!("the kernel has no {kind} driver"))
+                .with_code(ErrorCode::Unsupported)
+                .into(),
+            libc::EEXIST => e
+                .explained(format!("an interface named {name} exists already"))
+                .into(),
             _ => e.into(),
         });
     }
     let index = h.nl.link_index(name).await?;
     let mut delete = LinkMessage::default();
     delete.header.index = index;
-    txn.changed(&h.name, what(), Undo::Netlink(vec![(RouteNetlinkMessage::DelLink(delete), 0)]));
+    txn.changed(
+        &h.name,
+        what(),
+        Undo::Netlink(vec![(RouteNetlinkMessage::DelLink(delete), 0)]),
+    );
     Ok(index)
 }
 
-async fn master_index(h: &NsHandle, master: Option<&tsim_protocol::IfName>) -> Result<Option<u32>, HelperError> {
+async fn master_index(
+    h: &NsHandle,
+    master: Option<&tsim_protocol::IfName>,
+) -> Result<Option<u32>, HelperError> {
     Ok(match master {
         Some(m) => Some(h.nl.link_index(m.as_str()).await?),
         None => None,
     })
 }
 
-pub(super) async fn veth(ctx: &OpCtx<'_>, args: LinkAddVeth, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn veth(
+    ctx: &OpCtx<'_>,
+    args: LinkAddVeth,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let a = ctx.ns_mut(&args.ns).await?;
-    let b = if args.peer_ns == args.ns { a.clone() } else { ctx.ns_mut(&args.peer_ns).await? };
+    let b = if args.peer_ns == args.ns {
+        a.clone()
+    } else {
+        ctx.ns_mut(&args.peer_ns).await?
+    };
     let master = master_index(&a, args.master.as_ref()).await?;
     let peer_master = master_index(&b, args.peer_master.as_ref()).await?;
     let peer_ns = ctx.helper.netns.open(&b.name, b.ino)?;
@@ -70,7 +103,8 @@ pub(super) async fn veth(ctx: &OpCtx<'_>, args: LinkAddVeth, txn: &mut Txn) -> R
     // A veth cannot be created up (its first end would open before it has a peer): both
     // ends are set up once the pair exists.
     let mut peer = base(args.peer_name.as_str(), args.mtu, args.peer_mac, false);
-    peer.attributes.push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
+    peer.attributes
+        .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
     let mut link = base(args.name.as_str(), args.mtu, args.mac, false);
     if let Some(m) = master {
         link.attributes.push(LinkAttribute::Controller(m));
@@ -79,7 +113,10 @@ pub(super) async fn veth(ctx: &OpCtx<'_>, args: LinkAddVeth, txn: &mut Txn) -> R
         LinkInfo::Kind(InfoKind::Veth),
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
-    let label = format!("veth (peer {} in namespace {})", args.peer_name, args.peer_ns);
+    let label = format!(
+        "veth (peer {} in namespace {})",
+        args.peer_name, args.peer_ns
+    );
     let index = create(&a, link, args.name.as_str(), &label, txn).await?;
     drop(peer_ns);
     let peer_index = b.nl.link_index(args.peer_name.as_str()).await?;
@@ -93,30 +130,55 @@ pub(super) async fn veth(ctx: &OpCtx<'_>, args: LinkAddVeth, txn: &mut Txn) -> R
         if let Some(m) = peer_master {
             set.attributes.push(LinkAttribute::Controller(m));
         }
-        b.nl.ack(RouteNetlinkMessage::SetLink(set), 0, || format!("set up {} in namespace {}", args.peer_name, b.name)).await?;
+        b.nl.ack(RouteNetlinkMessage::SetLink(set), 0, || {
+            format!("set up {} in namespace {}", args.peer_name, b.name)
+        })
+        .await?;
     }
     if args.up {
         a.nl.set_up(index, args.name.as_str()).await?;
     }
-    Ok(OpResult::LinkAddVeth(LinkAdded { index, peer_index: Some(peer_index) }))
+    Ok(OpResult::LinkAddVeth(LinkAdded {
+        index,
+        peer_index: Some(peer_index),
+    }))
 }
 
-pub(super) async fn bridge(ctx: &OpCtx<'_>, args: LinkAddBridge, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn bridge(
+    ctx: &OpCtx<'_>,
+    args: LinkAddBridge,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let mut link = base(args.name.as_str(), args.mtu, None, args.up);
     let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
     if let Some(ageing) = args.ageing_time {
-        info.push(LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::AgeingTime(ageing)])));
+        info.push(LinkInfo::Data(InfoData::Bridge(vec![
+            InfoBridge::AgeingTime(ageing),
+        ])));
     }
     link.attributes.push(LinkAttribute::LinkInfo(info));
     let index = create(&h, link, args.name.as_str(), "bridge", txn).await?;
-    Ok(OpResult::LinkAddBridge(LinkAdded { index, peer_index: None }))
+    Ok(OpResult::LinkAddBridge(LinkAdded {
+        index,
+        peer_index: None,
+    }))
 }
 
-pub(super) async fn dummy(ctx: &OpCtx<'_>, args: LinkAddDummy, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn dummy(
+    ctx: &OpCtx<'_>,
+    args: LinkAddDummy,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let mut link = base(args.name.as_str(), args.mtu, None, args.up);
-    link.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Dummy)]));
+    link.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Dummy,
+        )]));
     let index = create(&h, link, args.name.as_str(), "dummy", txn).await?;
-    Ok(OpResult::LinkAddDummy(LinkAdded { index, peer_index: None }))
+    Ok(OpResult::LinkAddDummy(LinkAdded {
+        index,
+        peer_index: None,
+    }))
 }

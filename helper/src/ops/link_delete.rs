@@ -13,6 +13,9 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkDelete) -> Result<OpResult
     let h = ctx.ns_mut(&args.ns).await?;
     let mut msg = LinkMessage::default();
     msg.header.index = h.nl.link_index(args.name.as_str()).await?;
-    h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || format!("delete link {}", args.name)).await?;
+    h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || {
+        format!("delete link {}", args.name)
+    })
+    .await?;
     Ok(OpResult::LinkDelete(Done {}))
 }

@@ -11,17 +11,25 @@ use crate::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkFlush) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
-    let ours = h
-        .nl
-        .links()
-        .await?
-        .iter()
-        .filter(|l| l.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP)))
-        .count();
+    let ours =
+        h.nl.links()
+            .await?
+            .iter()
+            .filter(|l| {
+                l.attributes
+                    .iter()
+                    .any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP))
+            })
+            .count();
     if ours > 0 {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::Group(LINK_GROUP));
-        h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || "delete the helper's links".into()).await?;
+        h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || {
+            "delete the helper's links".into()
+        })
+        .await?;
     }
-    Ok(OpResult::LinkFlush(Flushed { count: u32::try_from(ours).unwrap_or(u32::MAX) }))
+    Ok(OpResult::LinkFlush(Flushed {
+        count: u32::try_from(ours).unwrap_or(u32::MAX),
+    }))
 }

@@ -27,7 +27,10 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkList) -> Result<OpResult, 
         links.push(nlmsg::link_info(msg, &names, peer_ns));
     }
     if let (Some(name), true) = (&args.name, links.is_empty()) {
-        return Err(HelperError::NotFound(format!("There is no interface {name} in namespace {}", args.ns)));
+        return Err(HelperError::NotFound(format!(
+            "There is no interface {name} in namespace {}",
+            args.ns
+        )));
     }
     Ok(OpResult::LinkList(Links { links }))
 }

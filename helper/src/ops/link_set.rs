@@ -11,21 +11,33 @@ use crate::batch::Txn;
 use crate::error::HelperError;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkSet, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: LinkSet,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     if args.master.is_some() && args.nomaster {
-        return Err(HelperError::InvalidArgument("master and nomaster exclude each other".into()));
+        return Err(HelperError::InvalidArgument(
+            "master and nomaster exclude each other".into(),
+        ));
     }
     let h = ctx.ns_mut(&args.ns).await?;
     let current = h.nl.link_by_name(args.name.as_str()).await?;
     let index = current.header.index;
-    let old = |pick: fn(&LinkAttribute) -> Option<LinkAttribute>| current.attributes.iter().find_map(pick);
+    let old = |pick: fn(&LinkAttribute) -> Option<LinkAttribute>| {
+        current.attributes.iter().find_map(pick)
+    };
     let mut change = LinkMessage::default();
     change.header.index = index;
     let mut restore = LinkMessage::default();
     restore.header.index = index;
 
     if let Some(up) = args.up {
-        change.header.flags = if up { LinkFlags::Up } else { LinkFlags::empty() };
+        change.header.flags = if up {
+            LinkFlags::Up
+        } else {
+            LinkFlags::empty()
+        };
         change.header.change_mask = LinkFlags::Up;
         restore.header.flags = current.header.flags & LinkFlags::Up;
         restore.header.change_mask = LinkFlags::Up;
@@ -40,7 +52,9 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkSet, txn: &mut Txn) -> Res
             LinkAttribute::Controller(m) => Some(LinkAttribute::Controller(*m)),
             _ => None,
         });
-        restore.attributes.push(was.unwrap_or(LinkAttribute::Controller(0)));
+        restore
+            .attributes
+            .push(was.unwrap_or(LinkAttribute::Controller(0)));
     }
     if let Some(mtu) = args.mtu {
         change.attributes.push(LinkAttribute::Mtu(mtu));
@@ -50,21 +64,32 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkSet, txn: &mut Txn) -> Res
         }));
     }
     if let Some(mac) = args.mac {
-        change.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        change
+            .attributes
+            .push(LinkAttribute::Address(mac.0.to_vec()));
         restore.attributes.extend(old(|a| match a {
             LinkAttribute::Address(m) => Some(LinkAttribute::Address(m.clone())),
             _ => None,
         }));
     }
     if let Some(name) = &args.rename {
-        change.attributes.push(LinkAttribute::IfName(name.to_string()));
-        restore.attributes.push(LinkAttribute::IfName(args.name.to_string()));
+        change
+            .attributes
+            .push(LinkAttribute::IfName(name.to_string()));
+        restore
+            .attributes
+            .push(LinkAttribute::IfName(args.name.to_string()));
     }
     if change.header.change_mask.is_empty() && change.attributes.is_empty() {
         return Ok(OpResult::LinkSet(Done {}));
     }
     let what = format!("change link {}", args.name);
-    txn.changed(&h.name, what.clone(), Undo::Netlink(vec![(RouteNetlinkMessage::SetLink(restore), 0)]));
-    h.nl.ack(RouteNetlinkMessage::SetLink(change), 0, || what).await?;
+    txn.changed(
+        &h.name,
+        what.clone(),
+        Undo::Netlink(vec![(RouteNetlinkMessage::SetLink(restore), 0)]),
+    );
+    h.nl.ack(RouteNetlinkMessage::SetLink(change), 0, || what)
+        .await?;
     Ok(OpResult::LinkSet(Done {}))
 }

@@ -15,10 +15,10 @@ mod addr_add;
 mod addr_delete;
 mod addr_list;
 mod common;
-mod iptables_restore;
-mod iptables_save;
 mod ipset_restore;
 mod ipset_save;
+mod iptables_restore;
+mod iptables_save;
 mod link_add;
 mod link_delete;
 mod link_flush;
@@ -91,9 +91,10 @@ impl OpCtx<'_> {
             Ok(entry) => entry,
             Err(Unusable::Unknown) => {
                 return Err(match helper.netns.inspect(name)? {
-                    PathState::Missing => {
-                        HelperError::NotFound(format!("Namespace {:?} does not exist", name.as_str()))
-                    }
+                    PathState::Missing => HelperError::NotFound(format!(
+                        "Namespace {:?} does not exist",
+                        name.as_str()
+                    )),
                     _ => HelperError::NotManaged(format!(
                         "Namespace {:?} exists but is not managed by this helper; it is left alone",
                         name.as_str()
@@ -101,7 +102,10 @@ impl OpCtx<'_> {
                 });
             }
             Err(Unusable::Busy(why)) => {
-                return Err(HelperError::Busy(format!("Namespace {:?} {why}", name.as_str())));
+                return Err(HelperError::Busy(format!(
+                    "Namespace {:?} {why}",
+                    name.as_str()
+                )));
             }
             Err(Unusable::Deleted) => {
                 return Err(HelperError::NotFound(format!(
@@ -125,7 +129,12 @@ impl OpCtx<'_> {
                 nl
             }
         };
-        Ok(NsHandle { name: name.clone(), ino: entry.ino, nl, fresh: entry.created_by_this_request })
+        Ok(NsHandle {
+            name: name.clone(),
+            ino: entry.ino,
+            nl,
+            fresh: entry.created_by_this_request,
+        })
     }
 }
 

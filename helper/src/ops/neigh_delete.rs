@@ -12,11 +12,18 @@ use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: NeighDelete, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: NeighDelete,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let ip = args.ip.0;
-    let prior = dump_neighs(&h.nl, nlmsg::family_of(ip), Some(index)).await?.into_iter().find(|n| nlmsg::neigh_ip(n) == Some(ip));
+    let prior = dump_neighs(&h.nl, nlmsg::family_of(ip), Some(index))
+        .await?
+        .into_iter()
+        .find(|n| nlmsg::neigh_ip(n) == Some(ip));
     let Some(prior) = prior else {
         return Err(HelperError::NotFound(format!(
             "There is no neighbour entry for {ip} on {} in namespace {}",
@@ -25,8 +32,13 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: NeighDelete, txn: &mut Txn) ->
     };
     let what = format!("delete neighbour {ip} on {}", args.dev);
     let msg = nlmsg::neigh_message(index, ip, None, None);
-    h.nl.ack(RouteNetlinkMessage::DelNeighbour(msg), 0, || what.clone()).await?;
+    h.nl.ack(RouteNetlinkMessage::DelNeighbour(msg), 0, || what.clone())
+        .await?;
     let readd = RouteNetlinkMessage::NewNeighbour(nlmsg::readdable_neigh(prior));
-    txn.changed(&h.name, what, Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_REPLACE)]));
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_REPLACE)]),
+    );
     Ok(OpResult::NeighDelete(Done {}))
 }

@@ -14,7 +14,11 @@ use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: NeighFlush, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: NeighFlush,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let index = match &args.dev {
         Some(dev) => Some(h.nl.link_index(dev.as_str()).await?),
@@ -28,16 +32,29 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: NeighFlush, txn: &mut Txn) -> 
     let permanent = entries
         .iter()
         .filter(|n| n.header.state == NeighbourState::Permanent)
-        .map(|n| (RouteNetlinkMessage::NewNeighbour(nlmsg::readdable_neigh(n.clone())), NLM_F_CREATE | NLM_F_REPLACE))
+        .map(|n| {
+            (
+                RouteNetlinkMessage::NewNeighbour(nlmsg::readdable_neigh(n.clone())),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            )
+        })
         .collect::<Vec<_>>();
     if !permanent.is_empty() {
         txn.changed(&h.name, "flush neighbours", Undo::Netlink(permanent));
     }
     let mut removed = 0u32;
     for entry in entries {
-        let Some(ip) = nlmsg::neigh_ip(&entry) else { continue };
+        let Some(ip) = nlmsg::neigh_ip(&entry) else {
+            continue;
+        };
         let msg = nlmsg::neigh_message(entry.header.ifindex, ip, None, None);
-        match h.nl.ack(RouteNetlinkMessage::DelNeighbour(msg), 0, || format!("delete neighbour {ip}")).await {
+        match h
+            .nl
+            .ack(RouteNetlinkMessage::DelNeighbour(msg), 0, || {
+                format!("delete neighbour {ip}")
+            })
+            .await
+        {
             Ok(()) => removed += 1,
             Err(e) if e.errno == libc::ENOENT => {}
             Err(e) => return Err(e.into()),

@@ -14,9 +14,17 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: NetemDelete) -> Result<OpResul
     let h = ctx.ns_mut(&args.ns).await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let what = || format!("remove the root qdisc of {}", args.dev);
-    let result = h.nl.ack(RouteNetlinkMessage::DelQueueDiscipline(root_qdisc(index)), 0, what).await;
+    let result =
+        h.nl.ack(
+            RouteNetlinkMessage::DelQueueDiscipline(root_qdisc(index)),
+            0,
+            what,
+        )
+        .await;
     result.map_err(|e| match e.errno {
-        libc::ENOENT | libc::EINVAL => e.explained(format!("{} has no root qdisc of its own", args.dev)).with_code(ErrorCode::NotFound),
+        libc::ENOENT | libc::EINVAL => e
+            .explained(format!("{} has no root qdisc of its own", args.dev))
+            .with_code(ErrorCode::NotFound),
         _ => e,
     })?;
     Ok(OpResult::NetemDelete(Done {}))

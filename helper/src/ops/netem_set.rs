@@ -27,7 +27,11 @@ pub(super) fn root_qdisc(index: u32) -> TcMessage {
     msg
 }
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: NetemSet, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: NetemSet,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     if args.delay_us > MAX_DELAY_US {
         return Err(HelperError::InvalidArgument(format!(
             "delay_us {} is over the limit of {MAX_DELAY_US}",
@@ -38,15 +42,31 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: NetemSet, txn: &mut Txn) -> Re
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let mut msg = root_qdisc(index);
     msg.attributes.push(TcAttribute::Kind("netem".into()));
-    msg.attributes.push(TcAttribute::Other(DefaultNla::new(TCA_OPTIONS, nlmsg::netem_options(args.delay_us))));
+    msg.attributes.push(TcAttribute::Other(DefaultNla::new(
+        TCA_OPTIONS,
+        nlmsg::netem_options(args.delay_us),
+    )));
     let what = format!("set a netem delay of {} µs on {}", args.delay_us, args.dev);
-    let result = h.nl.ack(RouteNetlinkMessage::NewQueueDiscipline(msg), NLM_F_CREATE | NLM_F_REPLACE, || what.clone()).await;
+    let result =
+        h.nl.ack(
+            RouteNetlinkMessage::NewQueueDiscipline(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+            || what.clone(),
+        )
+        .await;
     result.map_err(|e| match e.errno {
-        libc::ENOENT | libc::EOPNOTSUPP => {
-            e.explained("the kernel has no netem qdisc (module sch_netem)").with_code(ErrorCode::Unsupported)
-        }
+        libc::ENOENT | libc::EOPNOTSUPP => e
+            .explained("the kernel has no netem qdisc (module sch_netem)")
+            .with_code(ErrorCode::Unsupported),
         _ => e,
     })?;
-    txn.changed(&h.name, what, Undo::Netlink(vec![(RouteNetlinkMessage::DelQueueDiscipline(root_qdisc(index)), 0)]));
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(
+            RouteNetlinkMessage::DelQueueDiscipline(root_qdisc(index)),
+            0,
+        )]),
+    );
     Ok(OpResult::NetemSet(Done {}))
 }

@@ -14,46 +14,95 @@ use crate::error::HelperError;
 use crate::nlmsg::{self, Mode};
 use crate::undo::Undo;
 
-pub(super) async fn add(ctx: &OpCtx<'_>, args: RouteSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn add(
+    ctx: &OpCtx<'_>,
+    args: RouteSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let what = format!("add {}", describe_route(&args));
-    h.nl.ack(RouteNetlinkMessage::NewRoute(msg.clone()), NLM_F_CREATE | NLM_F_EXCL, || what.clone()).await?;
-    txn.changed(&h.name, what, Undo::Netlink(vec![(RouteNetlinkMessage::DelRoute(msg), 0)]));
+    h.nl.ack(
+        RouteNetlinkMessage::NewRoute(msg.clone()),
+        NLM_F_CREATE | NLM_F_EXCL,
+        || what.clone(),
+    )
+    .await?;
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(RouteNetlinkMessage::DelRoute(msg), 0)]),
+    );
     Ok(OpResult::RouteAdd(Done {}))
 }
 
-pub(super) async fn replace(ctx: &OpCtx<'_>, args: RouteSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn replace(
+    ctx: &OpCtx<'_>,
+    args: RouteSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let family = nlmsg::family_of(req.dst.addr());
-    let prior = dump_routes(&h.nl, family, Some(req.table)).await?.into_iter().find(|r| nlmsg::route_matches(r, &req, true));
+    let prior = dump_routes(&h.nl, family, Some(req.table))
+        .await?
+        .into_iter()
+        .find(|r| nlmsg::route_matches(r, &req, true));
     let what = format!("replace {}", describe_route(&args));
     let undo = match prior {
-        Some(old) => (RouteNetlinkMessage::NewRoute(nlmsg::readdable_route(old)), NLM_F_CREATE | NLM_F_REPLACE),
+        Some(old) => (
+            RouteNetlinkMessage::NewRoute(nlmsg::readdable_route(old)),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        ),
         None => (RouteNetlinkMessage::DelRoute(msg.clone()), 0),
     };
-    h.nl.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_REPLACE, || what.clone()).await?;
+    h.nl.ack(
+        RouteNetlinkMessage::NewRoute(msg),
+        NLM_F_CREATE | NLM_F_REPLACE,
+        || what.clone(),
+    )
+    .await?;
     txn.changed(&h.name, what, Undo::Netlink(vec![undo]));
     Ok(OpResult::RouteReplace(Done {}))
 }
 
-pub(super) async fn delete(ctx: &OpCtx<'_>, args: RouteSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn delete(
+    ctx: &OpCtx<'_>,
+    args: RouteSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Delete)?;
     let family = nlmsg::family_of(req.dst.addr());
-    let victim = dump_routes(&h.nl, family, Some(req.table)).await?.into_iter().find(|r| nlmsg::route_matches(r, &req, false));
+    let victim = dump_routes(&h.nl, family, Some(req.table))
+        .await?
+        .into_iter()
+        .find(|r| nlmsg::route_matches(r, &req, false));
     let what = format!("delete {}", describe_route(&args));
     let Some(victim) = victim else {
-        return Err(HelperError::NotFound(format!("There is no {} in namespace {}", describe_route(&args), args.ns)));
+        return Err(HelperError::NotFound(format!(
+            "There is no {} in namespace {}",
+            describe_route(&args),
+            args.ns
+        )));
     };
     h.nl.ack(RouteNetlinkMessage::DelRoute(msg), 0, || what.clone())
         .await
-        .map_err(|e| if e.errno == libc::ESRCH { e.with_code(ErrorCode::NotFound) } else { e })?;
+        .map_err(|e| {
+            if e.errno == libc::ESRCH {
+                e.with_code(ErrorCode::NotFound)
+            } else {
+                e
+            }
+        })?;
     let readd = RouteNetlinkMessage::NewRoute(nlmsg::readdable_route(victim));
-    txn.changed(&h.name, what, Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_EXCL)]));
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_EXCL)]),
+    );
     Ok(OpResult::RouteDelete(Done {}))
 }

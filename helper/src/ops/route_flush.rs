@@ -14,15 +14,33 @@ use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteFlush, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: RouteFlush,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let table = args.table.id();
     let routes = dump_routes(&h.nl, nlmsg::nl_family(args.family), Some(table)).await?;
     let routes: Vec<_> = routes.into_iter().map(nlmsg::readdable_route).collect();
-    let readd = routes.iter().map(|r| (RouteNetlinkMessage::NewRoute(r.clone()), NLM_F_CREATE | NLM_F_EXCL)).collect();
-    txn.changed(&h.name, format!("flush table {table}"), Undo::Netlink(readd));
+    let readd = routes
+        .iter()
+        .map(|r| {
+            (
+                RouteNetlinkMessage::NewRoute(r.clone()),
+                NLM_F_CREATE | NLM_F_EXCL,
+            )
+        })
+        .collect();
+    txn.changed(
+        &h.name,
+        format!("flush table {table}"),
+        Undo::Netlink(readd),
+    );
     let deletes = routes.iter().map(|r| {
-        h.nl.ack(RouteNetlinkMessage::DelRoute(r.clone()), 0, || format!("flush table {table}"))
+        h.nl.ack(RouteNetlinkMessage::DelRoute(r.clone()), 0, || {
+            format!("flush table {table}")
+        })
     });
     let mut removed = 0u32;
     for result in join_all(deletes).await {

@@ -25,30 +25,39 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteGet) -> Result<OpResult, 
     let mut msg = RouteMessage::default();
     msg.header.address_family = family;
     msg.header.destination_prefix_length = full;
-    msg.attributes.push(RouteAttribute::Destination(address(dst)));
+    msg.attributes
+        .push(RouteAttribute::Destination(address(dst)));
     if let Some(src) = args.src {
         nlmsg::check_family("source", src.0, family)?;
         msg.header.source_prefix_length = full;
         msg.attributes.push(RouteAttribute::Source(address(src.0)));
     }
     if let Some(iif) = &args.iif {
-        msg.attributes.push(RouteAttribute::Iif(h.nl.link_index(iif.as_str()).await?));
+        msg.attributes
+            .push(RouteAttribute::Iif(h.nl.link_index(iif.as_str()).await?));
     }
     if let Some(mark) = args.mark {
         msg.attributes.push(RouteAttribute::Mark(mark));
     }
-    let answer = h.nl.get(RouteNetlinkMessage::GetRoute(msg), || format!("look up the route to {dst}")).await;
+    let answer =
+        h.nl.get(RouteNetlinkMessage::GetRoute(msg), || {
+            format!("look up the route to {dst}")
+        })
+        .await;
     let answer = answer.map_err(|e| match e.errno {
-        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENETDOWN => {
-            e.explained(format!("there is no route to {dst}")).with_code(ErrorCode::NotFound)
-        }
+        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENETDOWN => e
+            .explained(format!("there is no route to {dst}"))
+            .with_code(ErrorCode::NotFound),
         _ => e,
     })?;
     let RouteNetlinkMessage::NewRoute(route) = answer else {
-        return Err(HelperError::Internal("The kernel answered a route lookup with something else".into()));
+        return Err(HelperError::Internal(
+            "The kernel answered a route lookup with something else".into(),
+        ));
     };
     let names = nlmsg::link_names(&h.nl.links().await?);
-    let info = nlmsg::route_info(&route, &names)
-        .ok_or_else(|| HelperError::Internal("The kernel's route answer could not be read".into()))?;
+    let info = nlmsg::route_info(&route, &names).ok_or_else(|| {
+        HelperError::Internal("The kernel's route answer could not be read".into())
+    })?;
     Ok(OpResult::RouteGet(info))
 }

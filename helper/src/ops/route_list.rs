@@ -11,7 +11,15 @@ use crate::nlmsg;
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteList) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;
     let names = nlmsg::link_names(&h.nl.links().await?);
-    let messages = dump_routes(&h.nl, nlmsg::nl_family(args.family), args.table.map(|t| t.id())).await?;
-    let routes = messages.iter().filter_map(|m| nlmsg::route_info(m, &names)).collect();
+    let messages = dump_routes(
+        &h.nl,
+        nlmsg::nl_family(args.family),
+        args.table.map(|t| t.id()),
+    )
+    .await?;
+    let routes = messages
+        .iter()
+        .filter_map(|m| nlmsg::route_info(m, &names))
+        .collect();
     Ok(OpResult::RouteList(Routes { routes }))
 }

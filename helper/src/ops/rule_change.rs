@@ -31,25 +31,59 @@ fn describe(spec: &RuleSpec) -> String {
     out
 }
 
-pub(super) async fn add(ctx: &OpCtx<'_>, args: RuleSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn add(
+    ctx: &OpCtx<'_>,
+    args: RuleSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     let msg = nlmsg::rule_message(&args, Mode::Add)?;
     let what = format!("add {}", describe(&args));
-    h.nl.ack(RouteNetlinkMessage::NewRule(msg.clone()), NLM_F_CREATE | NLM_F_EXCL, || what.clone()).await?;
-    txn.changed(&h.name, what, Undo::Netlink(vec![(RouteNetlinkMessage::DelRule(msg), 0)]));
+    h.nl.ack(
+        RouteNetlinkMessage::NewRule(msg.clone()),
+        NLM_F_CREATE | NLM_F_EXCL,
+        || what.clone(),
+    )
+    .await?;
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(RouteNetlinkMessage::DelRule(msg), 0)]),
+    );
     Ok(OpResult::RuleAdd(Done {}))
 }
 
-pub(super) async fn delete(ctx: &OpCtx<'_>, args: RuleSpec, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn delete(
+    ctx: &OpCtx<'_>,
+    args: RuleSpec,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     // Validates the arguments the same way as an add would (a table is optional here).
     nlmsg::rule_message(&args, Mode::Delete)?;
-    let victim = dump_rules(&h.nl, AddressFamily::Unspec).await?.into_iter().find(|r| nlmsg::rule_matches(r, &args));
+    let victim = dump_rules(&h.nl, AddressFamily::Unspec)
+        .await?
+        .into_iter()
+        .find(|r| nlmsg::rule_matches(r, &args));
     let Some(victim) = victim else {
-        return Err(HelperError::NotFound(format!("There is no {} in namespace {}", describe(&args), args.ns)));
+        return Err(HelperError::NotFound(format!(
+            "There is no {} in namespace {}",
+            describe(&args),
+            args.ns
+        )));
     };
     let what = format!("delete {}", describe(&args));
-    h.nl.ack(RouteNetlinkMessage::DelRule(victim.clone()), 0, || what.clone()).await?;
-    txn.changed(&h.name, what, Undo::Netlink(vec![(RouteNetlinkMessage::NewRule(victim), NLM_F_CREATE | NLM_F_EXCL)]));
+    h.nl.ack(RouteNetlinkMessage::DelRule(victim.clone()), 0, || {
+        what.clone()
+    })
+    .await?;
+    txn.changed(
+        &h.name,
+        what,
+        Undo::Netlink(vec![(
+            RouteNetlinkMessage::NewRule(victim),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )]),
+    );
     Ok(OpResult::RuleDelete(Done {}))
 }

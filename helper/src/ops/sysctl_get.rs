@@ -8,26 +8,45 @@ use super::{NsHandle, OpCtx};
 use crate::error::HelperError;
 
 /// Reads `key` inside `h`.
-pub(super) async fn read(ctx: &OpCtx<'_>, h: &NsHandle, key: &SysctlKey) -> Result<String, HelperError> {
+pub(super) async fn read(
+    ctx: &OpCtx<'_>,
+    h: &NsHandle,
+    key: &SysctlKey,
+) -> Result<String, HelperError> {
     let path = format!("/proc/sys/{}", allowed(key)?);
-    let result = ctx.helper.netns.run_in(&h.name, h.ino, move || std::fs::read_to_string(path)).await?;
-    result.map(|v| v.trim().to_owned()).map_err(|e| sysctl_error(key, &h.name, &e))
+    let result = ctx
+        .helper
+        .netns
+        .run_in(&h.name, h.ino, move || std::fs::read_to_string(path))
+        .await?;
+    result
+        .map(|v| v.trim().to_owned())
+        .map_err(|e| sysctl_error(key, &h.name, &e))
 }
 
 /// The `/proc/sys` path of `key`, or `not_allowed`.
 pub(super) fn allowed(key: &SysctlKey) -> Result<&str, HelperError> {
     key.proc_path().ok_or_else(|| {
-        HelperError::NotAllowed(format!("Sysctl {key} is not on the allow-list: {}", SysctlKey::ALLOWED))
+        HelperError::NotAllowed(format!(
+            "Sysctl {key} is not on the allow-list: {}",
+            SysctlKey::ALLOWED
+        ))
     })
 }
 
 /// The error for a failed sysctl access.
-pub(super) fn sysctl_error(key: &SysctlKey, ns: &tsim_protocol::NsName, e: &std::io::Error) -> HelperError {
+pub(super) fn sysctl_error(
+    key: &SysctlKey,
+    ns: &tsim_protocol::NsName,
+    e: &std::io::Error,
+) -> HelperError {
     match e.kind() {
         std::io::ErrorKind::NotFound => HelperError::NotFound(format!(
             "There is no sysctl {key} in namespace {ns} (is the interface there?)"
         )),
-        std::io::ErrorKind::InvalidInput => HelperError::InvalidArgument(format!("The kernel refused the value for {key}: {e}")),
+        std::io::ErrorKind::InvalidInput => {
+            HelperError::InvalidArgument(format!("The kernel refused the value for {key}: {e}"))
+        }
         _ => HelperError::Kernel(format!("Cannot access sysctl {key} in namespace {ns}: {e}")),
     }
 }
@@ -36,5 +55,8 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: SysctlGet) -> Result<OpResult,
     allowed(&args.key)?;
     let h = ctx.ns(&args.ns).await?;
     let value = read(ctx, &h, &args.key).await?;
-    Ok(OpResult::SysctlGet(SysctlRead { key: args.key.dotted(), value }))
+    Ok(OpResult::SysctlGet(SysctlRead {
+        key: args.key.dotted(),
+        value,
+    }))
 }

@@ -10,14 +10,32 @@ use crate::batch::Txn;
 use crate::error::HelperError;
 use crate::undo::Undo;
 
-pub(super) async fn handle(ctx: &OpCtx<'_>, args: SysctlSet, txn: &mut Txn) -> Result<OpResult, HelperError> {
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: SysctlSet,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
     let path = format!("/proc/sys/{}", allowed(&args.key)?);
     let h = ctx.ns_mut(&args.ns).await?;
     let old = read(ctx, &h, &args.key).await?;
     let value = args.value.as_str().to_owned();
-    let written = ctx.helper.netns.run_in(&h.name, h.ino, move || std::fs::write(path, value)).await?;
+    let written = ctx
+        .helper
+        .netns
+        .run_in(&h.name, h.ino, move || std::fs::write(path, value))
+        .await?;
     written.map_err(|e| sysctl_error(&args.key, &h.name, &e))?;
-    txn.changed(&h.name, format!("set {}", args.key), Undo::Sysctl { key: args.key.clone(), value: old });
+    txn.changed(
+        &h.name,
+        format!("set {}", args.key),
+        Undo::Sysctl {
+            key: args.key.clone(),
+            value: old,
+        },
+    );
     let now = read(ctx, &h, &args.key).await?;
-    Ok(OpResult::SysctlSet(SysctlRead { key: args.key.dotted(), value: now }))
+    Ok(OpResult::SysctlSet(SysctlRead {
+        key: args.key.dotted(),
+        value: now,
+    }))
 }
