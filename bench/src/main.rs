@@ -35,6 +35,15 @@ struct Args {
     /// Runs of the Python start-up baseline.
     #[arg(long, default_value_t = 20)]
     python_runs: usize,
+    /// Host counts for the host-sized batch benchmark.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    hosts: Vec<usize>,
+    /// Only these benchmarks (rtt, namespaces, hosts) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
+    #[arg(long, value_name = "DIR")]
+    scripts: Option<PathBuf>,
 }
 
 /// Latency samples.
@@ -201,6 +210,7 @@ fn namespaces(socket: &Path, n: usize) -> anyhow::Result<(Samples, Samples, Samp
                     vec![Op::NsCreate(NsCreate {
                         name: name.clone(),
                         tag: None,
+                        ipv6: None,
                     })],
                     RequestOptions::default(),
                 )
@@ -246,58 +256,186 @@ fn namespaces(socket: &Path, n: usize) -> anyhow::Result<(Samples, Samples, Samp
     ))
 }
 
+/// One host-sized batch per host, sequentially, as one atomic request each: the namespace
+/// (IPv4 only, as the simulated network),
+/// a veth to a bridge in a hidden namespace (peer born there, enslaved, both ends up), the
+/// address, and the default route. Returns the per-request latencies, the total, and the
+/// teardown time.
+fn hosts(socket: &Path, n: usize) -> anyhow::Result<(Samples, Duration, Duration)> {
+    let prefix = format!("bh{:x}-", std::process::id());
+    let hidden = format!("{prefix}hid");
+    let op = |v: serde_json::Value| -> anyhow::Result<Op> { Ok(serde_json::from_value(v)?) };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = Client::connect(socket, "tsim-bench").await?;
+        let setup = vec![
+            op(serde_json::json!({"op": "ns_create", "name": hidden, "ipv6": false}))?,
+            op(serde_json::json!({"op": "link_add_bridge", "ns": hidden, "name": "br0", "up": true}))?,
+        ];
+        client.request(setup, RequestOptions::default()).await?;
+        let atomic = RequestOptions { atomic: true, progress: false };
+        let mut samples = Vec::with_capacity(n);
+        let all = Instant::now();
+        for i in 0..n {
+            let ns = format!("{prefix}{i}");
+            let net = format!("10.{}.{}", 200 + i / 250, i % 250);
+            let batch = vec![
+                op(serde_json::json!({"op": "ns_create", "name": ns, "ipv6": false}))?,
+                op(serde_json::json!({"op": "link_add_veth", "ns": ns, "name": "eth0", "peer_ns": hidden,
+                    "peer_name": format!("h{i}"), "peer_master": "br0", "up": true}))?,
+                op(serde_json::json!({"op": "addr_add", "ns": ns, "dev": "eth0", "addr": format!("{net}.2/24")}))?,
+                op(serde_json::json!({"op": "route_add", "ns": ns, "dst": "0.0.0.0/0", "via": format!("{net}.1")}))?,
+            ];
+            let t = Instant::now();
+            client.request(batch, atomic).await?;
+            samples.push(t.elapsed());
+        }
+        let total = all.elapsed();
+        let mut teardown = Vec::with_capacity(n + 1);
+        for i in 0..n {
+            teardown.push(op(serde_json::json!({"op": "ns_delete", "name": format!("{prefix}{i}")}))?);
+        }
+        teardown.push(op(serde_json::json!({"op": "ns_delete", "name": hidden}))?);
+        if std::env::var_os("TSIM_BENCH_STATUS").is_some() {
+            for op in client.status().await?.ops {
+                eprintln!("{:<16} {:>6} p50 {:>6} µs  p90 {:>6} µs  p99 {:>6} µs", op.op, op.count, op.p50_us, op.p90_us, op.p99_us);
+            }
+        }
+        let t = Instant::now();
+        client.request(teardown, RequestOptions::default()).await?;
+        anyhow::Ok((Samples(samples), total, t.elapsed()))
+    })
+}
+
+/// Runs a bench script and returns the microseconds it printed for `key`.
+fn script_us(
+    dir: &Path,
+    script: &str,
+    n: usize,
+    unshare: bool,
+    key: &str,
+) -> anyhow::Result<Duration> {
+    let path = dir.join(script);
+    let mut cmd = if unshare {
+        let mut c = Command::new("unshare");
+        c.args(["-n", "bash"]);
+        c
+    } else {
+        Command::new("bash")
+    };
+    let out = cmd.arg(&path).arg(n.to_string()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.trim_end_matches("us").parse::<u64>().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {key}= in the output of {}: {text}", path.display()))?;
+    Ok(Duration::from_micros(value))
+}
+
+fn ratio(old: Duration, new: Duration) -> String {
+    format!("{:.0}×", old.as_secs_f64() / new.as_secs_f64())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let binary = match args.helper {
-        Some(p) => p,
+    let binary = match &args.helper {
+        Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("tsim-helper"),
     };
-    let helper = start_helper(&binary)?;
-    let python = python_start(args.python_runs)?;
-    let floor = kernel_floor(args.round_trips)?;
-    let one = round_trips(&helper.socket, args.round_trips)?;
-    let (many, per_sec) =
-        concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
-    let (create, delete, ip_add, ip_del) = namespaces(&helper.socket, args.namespaces)?;
-    drop(helper);
-
-    let ratio =
-        |old: Duration, new: Duration| format!("{:.0}×", old.as_secs_f64() / new.as_secs_f64());
+    let scripts = match &args.scripts {
+        Some(d) => d.clone(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).to_owned(),
+    };
+    let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     println!("| measure | tsim-helper | baseline (same run) | ratio |");
     println!("| --- | --- | --- | --- |");
-    println!(
-        "| no-op round trip, 1 connection: p50 / p99 (target p50 ≤ 20 µs) | {} / {} | `python3 -c 'import subprocess, json'` start: {} | {} |",
-        us(one.median()),
-        us(one.quantile(0.99)),
-        ms(python.median()),
-        ratio(python.median(), one.median())
-    );
-    println!(
-        "| kernel floor: blocking echo between two threads over a socketpair, p50 / p99 | | {} / {} | helper overhead above the floor: {} |",
-        us(floor.median()),
-        us(floor.quantile(0.99)),
-        us(one.median().saturating_sub(floor.median()))
-    );
-    println!(
-        "| no-op round trip, {} connections at once: p50 / p99, throughput | {} / {}, {:.0} req/s | | |",
-        args.connections,
-        us(many.median()),
-        us(many.quantile(0.99)),
-        per_sec
-    );
-    println!(
-        "| namespace create (lo up, DAD off, recorded): p50 / p99 | {} / {} | `ip netns add`: {} | {} |",
-        ms(create.median()),
-        ms(create.quantile(0.99)),
-        ms(ip_add.median()),
-        ratio(ip_add.median(), create.median())
-    );
-    println!(
-        "| namespace delete: p50 / p99 | {} / {} | `ip netns del`: {} | {} |",
-        ms(delete.median()),
-        ms(delete.quantile(0.99)),
-        ms(ip_del.median()),
-        ratio(ip_del.median(), delete.median())
-    );
+    if wants("rtt") {
+        let helper = start_helper(&binary)?;
+        let python = python_start(args.python_runs)?;
+        let floor = kernel_floor(args.round_trips)?;
+        let one = round_trips(&helper.socket, args.round_trips)?;
+        let (many, per_sec) =
+            concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
+        println!(
+            "| no-op round trip, 1 connection: p50 / p99 (target p50 ≤ 20 µs) | {} / {} | `python3 -c 'import subprocess, json'` start: {} | {} |",
+            us(one.median()),
+            us(one.quantile(0.99)),
+            ms(python.median()),
+            ratio(python.median(), one.median())
+        );
+        println!(
+            "| kernel floor: blocking echo between two threads over a socketpair, p50 / p99 | | {} / {} | helper overhead above the floor: {} |",
+            us(floor.median()),
+            us(floor.quantile(0.99)),
+            us(one.median().saturating_sub(floor.median()))
+        );
+        println!(
+            "| no-op round trip, {} connections at once: p50 / p99, throughput | {} / {}, {:.0} req/s | | |",
+            args.connections,
+            us(many.median()),
+            us(many.quantile(0.99)),
+            per_sec
+        );
+    }
+    if wants("namespaces") {
+        let helper = start_helper(&binary)?;
+        let (create, delete, ip_add, ip_del) = namespaces(&helper.socket, args.namespaces)?;
+        println!(
+            "| namespace create (lo up, DAD off, recorded): p50 / p99 | {} / {} | `ip netns add`: {} | {} |",
+            ms(create.median()),
+            ms(create.quantile(0.99)),
+            ms(ip_add.median()),
+            ratio(ip_add.median(), create.median())
+        );
+        println!(
+            "| namespace delete: p50 / p99 | {} / {} | `ip netns del`: {} | {} |",
+            ms(delete.median()),
+            ms(delete.quantile(0.99)),
+            ms(ip_del.median()),
+            ratio(ip_del.median(), delete.median())
+        );
+    }
+    if wants("hosts") {
+        for &n in &args.hosts {
+            let helper = start_helper(&binary)?;
+            let (samples, total, teardown) = hosts(&helper.socket, n)?;
+            drop(helper);
+            let floor = script_us(&scripts, "kernel_floor.sh", n, false, "floor")?;
+            let processes = script_us(&scripts, "host_baseline.sh", n, true, "ip_processes")?;
+            let batch = script_us(&scripts, "host_baseline.sh", n, true, "ip_batch")?;
+            let mean = total / n as u32;
+            println!(
+                "| host-sized batch, N={n}: p50 / p99 / mean per host (target ≤ 2.5 ms) | {} / {} / {} | one `ip` process per step: {} | {:.1}× faster |",
+                ms(samples.median()),
+                ms(samples.quantile(0.99)),
+                ms(mean),
+                ms(processes),
+                processes.as_secs_f64() / mean.as_secs_f64()
+            );
+            println!(
+                "| same, N={n}, against `ip -batch` | | {} | {:.1}× faster |",
+                ms(batch),
+                batch.as_secs_f64() / mean.as_secs_f64()
+            );
+            println!(
+                "| same, N={n}, against the kernel floor (netns add + veth born in place, `ip -batch`; target within 1.5×) | | {} | {:.2}× the floor |",
+                ms(floor),
+                mean.as_secs_f64() / floor.as_secs_f64()
+            );
+            println!(
+                "| teardown of those {n} hosts and the hidden namespace, one request | {} | | |",
+                ms(teardown)
+            );
+        }
+    }
     Ok(())
 }

@@ -315,9 +315,13 @@ impl Client {
 
     /// Creates a managed namespace.
     pub async fn ns_create(&self, name: NsName, tag: Option<Tag>) -> Result<(), ClientError> {
-        self.call(Op::NsCreate(NsCreate { name, tag }))
-            .await
-            .map(drop)
+        self.call(Op::NsCreate(NsCreate {
+            name,
+            tag,
+            ipv6: None,
+        }))
+        .await
+        .map(drop)
     }
 
     /// Deletes a managed namespace.

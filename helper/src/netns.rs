@@ -228,12 +228,13 @@ impl Netns {
 
     /// Creates namespace `name`: mount point, `unshare` on a dedicated thread, bind mount,
     /// IPv6 DAD off, a netlink socket inside it, and `lo` up. On any failure nothing is left.
-    pub async fn create(&self, name: &NsName) -> Result<Created, NetnsError> {
+    /// With `ipv6` false, IPv6 is disabled inside.
+    pub async fn create(&self, name: &NsName, ipv6: bool) -> Result<Created, NetnsError> {
         let path = self.path(name);
         let job = {
             let (dir, path, name) = (self.dir.clone(), path.clone(), name.clone());
             let dir_ready = Arc::clone(&self.dir_ready);
-            move || create_on_this_thread(&dir, &dir_ready, &path, &name)
+            move || create_on_this_thread(&dir, &dir_ready, &path, &name, ipv6)
         };
         let (ino, socket) = self.on_own_thread(name, job).await??;
         let netlink = Netlink::start(name.clone(), socket, &self.runtime);
@@ -379,6 +380,7 @@ fn create_on_this_thread(
     dir_ready: &Mutex<bool>,
     path: &Path,
     name: &NsName,
+    ipv6: bool,
 ) -> Result<(u64, NetlinkSocket), NetnsError> {
     ensure_run_dir(dir, dir_ready)?;
     create_mount_point(path, name)?;
@@ -411,14 +413,23 @@ fn create_on_this_thread(
             })
         })?
         .ino();
-    // IPv6 duplicate-address detection would hold new addresses back for seconds.
-    for key in [
-        "/proc/sys/net/ipv6/conf/all/accept_dad",
-        "/proc/sys/net/ipv6/conf/default/accept_dad",
-    ] {
-        match fs::write(key, b"0") {
+    // IPv6 duplicate-address detection would hold new addresses back for seconds; without
+    // IPv6 at all, links get no link-local addresses and send no IPv6 traffic.
+    let settings: &[(&'static str, &[u8])] = if ipv6 {
+        &[
+            ("/proc/sys/net/ipv6/conf/all/accept_dad", b"0"),
+            ("/proc/sys/net/ipv6/conf/default/accept_dad", b"0"),
+        ]
+    } else {
+        &[
+            ("/proc/sys/net/ipv6/conf/all/disable_ipv6", b"1"),
+            ("/proc/sys/net/ipv6/conf/default/disable_ipv6", b"1"),
+        ]
+    };
+    for (key, value) in settings {
+        match fs::write(key, value) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // IPv6 is disabled.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // IPv6 is disabled in the kernel.
             Err(source) => {
                 return Err(undo(NetnsError::Sysctl {
                     name: name.clone(),

@@ -17,6 +17,7 @@ fn create(n: &str) -> Op {
     Op::NsCreate(NsCreate {
         name: name(n),
         tag: None,
+        ipv6: None,
     })
 }
 
@@ -82,6 +83,47 @@ fn create_list_delete_match_the_kernel() {
     assert!(!listed.contains(&a) && listed.contains(&b), "{listed:?}");
     assert_eq!(client.ns_list().unwrap().len(), 1);
     assert!(!helper.state.join("ns").join(format!("{a}.json")).exists());
+}
+
+#[test]
+fn ipv6_can_be_left_out() {
+    require_priv!();
+    let helper = TestHelper::start();
+    let client = helper.client();
+    let (v4, both) = (helper.ns("v4"), helper.ns("both"));
+    let op = |n: &str, ipv6: Option<bool>| {
+        Op::NsCreate(NsCreate {
+            name: name(n),
+            tag: None,
+            ipv6,
+        })
+    };
+    client
+        .request(
+            vec![op(&v4, Some(false)), op(&both, None)],
+            RequestOptions::default(),
+        )
+        .unwrap();
+    let read = |ns: &str, path: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, "cat", path])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(
+        read(&v4, "/proc/sys/net/ipv6/conf/default/disable_ipv6"),
+        "1"
+    );
+    assert_eq!(read(&v4, "/proc/sys/net/ipv6/conf/all/disable_ipv6"), "1");
+    assert_eq!(
+        read(&both, "/proc/sys/net/ipv6/conf/default/disable_ipv6"),
+        "0"
+    );
+    let lo = ip(&["-n", &v4, "-j", "addr", "show", "lo"]);
+    assert!(!lo.contains("::1"), "{lo}");
+    let lo = ip(&["-n", &both, "-j", "addr", "show", "lo"]);
+    assert!(lo.contains("::1"), "{lo}");
 }
 
 #[test]

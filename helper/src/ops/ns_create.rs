@@ -31,7 +31,7 @@ pub(super) async fn handle(
     helper
         .registry
         .reserve(&name, ctx.peer.uid, args.tag, now_ms(), ctx.txn)?;
-    let created = match helper.netns.create(&name).await {
+    let created = match helper.netns.create(&name, args.ipv6.unwrap_or(true)).await {
         Ok(created) => created,
         Err(e) => {
             helper.registry.abort_create(&name);

@@ -38,6 +38,13 @@ pub struct NsCreate {
     /// An optional label (e.g. a job id) recorded with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<Tag>,
+    /// `false` disables IPv6 inside the namespace (no link-local addresses, neighbour
+    /// discovery or multicast listener reports): cheaper for IPv4-only namespaces, and much
+    /// cheaper when many of them share a bridge. Absent or `true`: IPv6 stays on.
+    ///
+    /// Since protocol 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<bool>,
 }
 
 /// Arguments of `ns_delete`. Only the owner, root or a member of the admin group may delete.
