@@ -18,6 +18,9 @@ report=$(target/release/tsim-bench "$@")
   echo "* The kernel floor row is a blocking echo between two threads of one process, with no helper: on this virtual machine, waking a sleeping thread costs about 20 µs, so any round trip between two parties that sleep while they wait costs about 44 µs."
   echo "  The helper's no-op round trip is measured against that floor; what it adds is the overhead column."
   echo "  The p50 ≤ 20 µs target of DESIGN.md assumes a machine with cheaper wake-ups; it cannot be met here without a client that busy-waits, which this client does not do."
+  echo "* A host-sized batch is one atomic request: \`ns_create\` (IPv4 only, like the simulated network), \`link_add_veth\` to a bridge in a hidden namespace (peer born there, enslaved, both ends up), \`addr_add\` and \`route_add\` of the default route; N of them are sent one after the other, all hosts on one bridge."
+  echo "  The baselines are \`bench/host_baseline.sh\` (a copy of the brief's) and \`bench/kernel_floor.sh\`, run right after, on an idle machine (the bench waits for the kernel to finish freeing the previous phase's namespaces)."
+  echo "  The floor does less than the batch (no bridge attach, no lo or eth0 up, no address or route); the second floor adds the bridge attach, the part \`ip -batch\` can do across namespaces."
   echo "* The namespace rows compare one request to the helper (create: mount point, unshare, bind mount, DAD off, netlink socket, lo up, state record) with one \`ip netns add\` process (which does not bring lo up)."
 } > bench/RESULTS.md
 cat bench/RESULTS.md

@@ -128,7 +128,7 @@ impl Txn {
                 }
                 Effect::NsDeleted { name, handle } => {
                     match helper.netns.reattach(&name, handle).await {
-                        Ok(()) => helper.registry.abort_delete(&name),
+                        Ok(()) => helper.registry.abort_delete(&name, self.id),
                         Err(e) => {
                             tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace deletion; it stays deleted");
                             helper.registry.finish_delete(&name);

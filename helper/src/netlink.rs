@@ -174,6 +174,38 @@ impl Netlink {
         Ok(())
     }
 
+    /// Sends a request with `NLM_F_ECHO` and returns what the kernel echoed (for a new link:
+    /// its message, with the index the kernel gave it), once it is acknowledged.
+    pub async fn ack_echo(
+        &self,
+        message: RouteNetlinkMessage,
+        flags: u16,
+        action: impl FnOnce() -> String,
+    ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        use rtnetlink::packet_core::NLM_F_ECHO;
+        let mut request = NetlinkMessage::from(message);
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO | flags;
+        let mut responses = match self.handle.clone().request(request) {
+            Ok(r) => r,
+            Err(_) => return Err(self.error(action(), 0, None)),
+        };
+        let mut echoed = Vec::new();
+        while let Some(response) = responses.next().await {
+            match response.payload {
+                NetlinkPayload::InnerMessage(m) => echoed.push(m),
+                NetlinkPayload::Error(e) if e.code.is_some() => {
+                    return Err(self.error(
+                        action(),
+                        e.raw_code().abs(),
+                        kernel_message(&e.header),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(echoed)
+    }
+
     /// Sends a request that expects one answer (a `get` that is not a dump).
     pub async fn get(
         &self,

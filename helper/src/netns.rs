@@ -142,6 +142,15 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
+    /// `lo` could not be set up.
+    #[error("Cannot set lo up in namespace {name}")]
+    LoopbackUp {
+        /// The namespace.
+        name: NsName,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// The netlink socket could not be opened inside the namespace.
     #[error("Cannot open a netlink socket in namespace {name}")]
     NetlinkSocket {
@@ -238,13 +247,6 @@ impl Netns {
         };
         let (ino, socket) = self.on_own_thread(name, job).await??;
         let netlink = Netlink::start(name.clone(), socket, &self.runtime);
-        if let Err(e) = netlink.set_up(LOOPBACK_INDEX, "lo").await {
-            drop(netlink);
-            if let Err(cleanup) = remove_path(&path) {
-                tracing::error!(ns = %name, error = %crate::error::chain(&cleanup), "Cannot undo a failed namespace creation");
-            }
-            return Err(e.into());
-        }
         Ok(Created { ino, netlink })
     }
 
@@ -439,6 +441,12 @@ fn create_on_this_thread(
             }
         }
     }
+    loopback_up().map_err(|source| {
+        undo(NetnsError::LoopbackUp {
+            name: name.clone(),
+            source,
+        })
+    })?;
     let socket = rtnetlink::new_connection().map_err(|source| {
         undo(NetnsError::NetlinkSocket {
             name: name.clone(),
@@ -446,6 +454,37 @@ fn create_on_this_thread(
         })
     })?;
     Ok((ino, socket))
+}
+
+/// Sets `lo` up in the calling thread's namespace, with one blocking netlink exchange.
+fn loopback_up() -> io::Result<()> {
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    use rtnetlink::packet_route::link::{LinkFlags, LinkMessage};
+    use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut link = LinkMessage::default();
+    link.header.index = LOOPBACK_INDEX;
+    link.header.flags = LinkFlags::Up;
+    link.header.change_mask = LinkFlags::Up;
+    let mut request = NetlinkMessage::from(RouteNetlinkMessage::SetLink(link));
+    request.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    request.header.sequence_number = 1;
+    request.finalize();
+    let mut buf = vec![0u8; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    let mut answer = vec![0u8; 4096];
+    let len = socket.recv(&mut &mut answer[..], 0)?;
+    let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&answer[..len])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    match message.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(e.to_io()),
+        _ => Ok(()),
+    }
 }
 
 /// Makes sure `/run/netns` exists and is a shared mount point, as iproute2 does, so that the

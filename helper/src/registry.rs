@@ -353,14 +353,13 @@ impl Registry {
         }
     }
 
-    /// Undoes [`Registry::begin_delete`]: the namespace is back in the phase it had.
-    pub fn abort_delete(&self, name: &NsName) {
+    /// Undoes [`Registry::begin_delete`] by request `txn`: the namespace is back in the phase
+    /// it had (committed, or being created by that same request).
+    pub fn abort_delete(&self, name: &NsName, txn: u64) {
         if let Some(entry) = self.lock().get_mut(name) {
             entry.phase = match entry.record.state {
                 RecordState::Ready => Phase::Ready,
-                // Created and then deleted by the same request, which is being rolled back:
-                // the creation's own undo comes next.
-                RecordState::Creating => Phase::Creating { txn: u64::MAX },
+                RecordState::Creating => Phase::Creating { txn },
             };
         }
     }

@@ -246,6 +246,51 @@ fn atomic_rollback_leaves_nothing() {
 }
 
 #[test]
+fn create_and_delete_in_one_request() {
+    require_priv!();
+    let helper = TestHelper::start();
+    let client = helper.client();
+    let (a, b) = (helper.ns("a"), helper.ns("b"));
+    let atomic = RequestOptions {
+        atomic: true,
+        progress: false,
+    };
+    // Created, deleted, then the request fails: nothing is left, and the name is free again.
+    let err = client
+        .request(
+            vec![create(&a), delete(&a), create(&b), delete(&helper.ns("zz"))],
+            atomic,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound));
+    let listed = ip_netns_list();
+    assert!(!listed.contains(&a) && !listed.contains(&b), "{listed:?}");
+    assert!(client.ns_list().unwrap().is_empty());
+    // Created and deleted, and the request succeeds: still nothing left.
+    client
+        .request(vec![create(&a), delete(&a)], atomic)
+        .unwrap();
+    assert!(!ip_netns_list().contains(&a));
+    assert_eq!(
+        std::fs::read_dir(helper.state.join("ns")).unwrap().count(),
+        0
+    );
+    // Deleted twice in one request: the second is not_found.
+    client.ns_create(name(&a), None).unwrap();
+    let err = client
+        .request(vec![delete(&a), delete(&a)], atomic)
+        .unwrap_err();
+    let tsim_client::ClientError::Remote { error, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((error.code, error.op_index), (ErrorCode::NotFound, Some(1)));
+    assert!(
+        ip_netns_list().contains(&a),
+        "the failed atomic request put it back"
+    );
+}
+
+#[test]
 fn non_atomic_failure_keeps_earlier_results() {
     require_priv!();
     let helper = TestHelper::start();

@@ -16,6 +16,7 @@ use tsim_protocol::ops::{LINK_GROUP, LinkAddBridge, LinkAddDummy, LinkAddVeth, L
 use super::{NsHandle, OpCtx};
 use crate::batch::Txn;
 use crate::error::HelperError;
+use crate::nlmsg;
 use crate::undo::Undo;
 
 /// The attributes every new link gets.
@@ -36,7 +37,8 @@ fn base(name: &str, mtu: Option<u32>, mac: Option<Mac>, up: bool) -> LinkMessage
     msg
 }
 
-/// Creates `msg` in `h`, records its undo, and returns its index.
+/// Creates `msg` in `h`, records its undo, and returns its index (from the kernel's echo of
+/// the new link, or a lookup where the kernel does not echo).
 async fn create(
     h: &NsHandle,
     msg: LinkMessage,
@@ -45,26 +47,39 @@ async fn create(
     txn: &mut Txn,
 ) -> Result<u32, HelperError> {
     let what = || format!("add {kind} {name}");
-    if let Err(e) =
-        h.nl.ack(
+    let echoed = match h
+        .nl
+        .ack_echo(
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_CREATE | NLM_F_EXCL,
             what,
         )
         .await
     {
-        return Err(match e.errno {
-            libc::EOPNOTSUPP => e
-                .explained(format!("the kernel has no {kind} driver"))
-                .with_code(ErrorCode::Unsupported)
-                .into(),
-            libc::EEXIST => e
-                .explained(format!("an interface named {name} exists already"))
-                .into(),
-            _ => e.into(),
-        });
-    }
-    let index = h.nl.link_index(name).await?;
+        Ok(echoed) => echoed,
+        Err(e) => {
+            return Err(match e.errno {
+                libc::EOPNOTSUPP => e
+                    .explained(format!("the kernel has no {kind} driver"))
+                    .with_code(ErrorCode::Unsupported)
+                    .into(),
+                libc::EEXIST => e
+                    .explained(format!("an interface named {name} exists already"))
+                    .into(),
+                _ => e.into(),
+            });
+        }
+    };
+    let echoed_index = echoed.iter().find_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) if nlmsg::link_name(l).as_deref() == Some(name) => {
+            Some(l.header.index)
+        }
+        _ => None,
+    });
+    let index = match echoed_index {
+        Some(index) => index,
+        None => h.nl.link_index(name).await?,
+    };
     let mut delete = LinkMessage::default();
     delete.header.index = index;
     txn.changed(
@@ -96,16 +111,18 @@ pub(super) async fn veth(
     } else {
         ctx.ns_mut(&args.peer_ns).await?
     };
-    let master = master_index(&a, args.master.as_ref()).await?;
-    let peer_master = master_index(&b, args.peer_master.as_ref()).await?;
+    let (master, peer_master) = futures::try_join!(
+        master_index(&a, args.master.as_ref()),
+        master_index(&b, args.peer_master.as_ref())
+    )?;
     let peer_ns = ctx.helper.netns.open(&b.name, b.ino)?;
 
-    // A veth cannot be created up (its first end would open before it has a peer): both
-    // ends are set up once the pair exists.
+    // The peer cannot be created up (it would open before it is linked to its pair); the
+    // first end can, since the kernel configures it once the pair exists.
     let mut peer = base(args.peer_name.as_str(), args.mtu, args.peer_mac, false);
     peer.attributes
         .push(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
-    let mut link = base(args.name.as_str(), args.mtu, args.mac, false);
+    let mut link = base(args.name.as_str(), args.mtu, args.mac, args.up);
     if let Some(m) = master {
         link.attributes.push(LinkAttribute::Controller(m));
     }
@@ -119,10 +136,15 @@ pub(super) async fn veth(
     );
     let index = create(&a, link, args.name.as_str(), &label, txn).await?;
     drop(peer_ns);
-    let peer_index = b.nl.link_index(args.peer_name.as_str()).await?;
-    if peer_master.is_some() || args.up {
+
+    // The peer's index, and (at the same time) its master and state, set by name.
+    let configure_peer = async {
+        if peer_master.is_none() && !args.up {
+            return Ok(());
+        }
         let mut set = LinkMessage::default();
-        set.header.index = peer_index;
+        set.attributes
+            .push(LinkAttribute::IfName(args.peer_name.to_string()));
         if args.up {
             set.header.flags = LinkFlags::Up;
             set.header.change_mask = LinkFlags::Up;
@@ -130,14 +152,11 @@ pub(super) async fn veth(
         if let Some(m) = peer_master {
             set.attributes.push(LinkAttribute::Controller(m));
         }
-        b.nl.ack(RouteNetlinkMessage::SetLink(set), 0, || {
-            format!("set up {} in namespace {}", args.peer_name, b.name)
-        })
-        .await?;
-    }
-    if args.up {
-        a.nl.set_up(index, args.name.as_str()).await?;
-    }
+        let what = || format!("set up {} in namespace {}", args.peer_name, b.name);
+        b.nl.ack(RouteNetlinkMessage::SetLink(set), 0, what).await
+    };
+    let (peer_index, ()) =
+        futures::try_join!(b.nl.link_index(args.peer_name.as_str()), configure_peer)?;
     Ok(OpResult::LinkAddVeth(LinkAdded {
         index,
         peer_index: Some(peer_index),

@@ -53,7 +53,7 @@ pub(super) async fn handle(
             )))
         }
         Err(e) => {
-            helper.registry.abort_delete(&name);
+            helper.registry.abort_delete(&name, ctx.txn);
             Err(e.into())
         }
     }
