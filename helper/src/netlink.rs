@@ -277,19 +277,6 @@ impl Netlink {
         ))
     }
 
-    /// Sets link `index` (called `what` in errors) up.
-    pub async fn set_up(&self, index: u32, what: &str) -> Result<(), NetlinkError> {
-        use rtnetlink::packet_route::link::LinkFlags;
-        let mut message = LinkMessage::default();
-        message.header.index = index;
-        message.header.flags = LinkFlags::Up;
-        message.header.change_mask = LinkFlags::Up;
-        self.ack(RouteNetlinkMessage::SetLink(message), 0, || {
-            format!("set {what} up")
-        })
-        .await
-    }
-
     /// The index of link `name`, or `not_found`.
     pub async fn link_index(&self, name: &str) -> Result<u32, NetlinkError> {
         Ok(self.link_by_name(name).await?.header.index)

@@ -29,7 +29,7 @@ use tokio::runtime::Handle as RuntimeHandle;
 use tokio::sync::oneshot;
 use tsim_protocol::{ErrorCode, NsName};
 
-use crate::netlink::{Netlink, NetlinkError, NetlinkSocket};
+use crate::netlink::{Netlink, NetlinkSocket};
 
 /// Where iproute2 (and so `ip netns list`) looks for named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -160,9 +160,6 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
-    /// A netlink request while setting the namespace up failed.
-    #[error(transparent)]
-    Netlink(#[from] NetlinkError),
     /// The dedicated thread could not be started or died.
     #[error("The namespace thread failed: {0}")]
     Thread(String),
@@ -175,7 +172,6 @@ impl NetnsError {
             NetnsError::Exists { .. } => ErrorCode::AlreadyExists,
             NetnsError::NotOurs { .. } => ErrorCode::NotManaged,
             NetnsError::Thread(_) => ErrorCode::Internal,
-            NetnsError::Netlink(e) => e.code,
             _ => ErrorCode::Kernel,
         }
     }
