@@ -5,7 +5,7 @@
 //! way. Variants are encoded by name, so their order here does not matter; renaming one is an
 //! incompatible change.
 //!
-//! The table in [`define_ops!`] is the only list of operations: it generates [`Op`],
+//! The table in `define_ops!` below is the only list of operations: it generates [`Op`],
 //! [`OpResult`], their names and [`Op::is_mutating`].
 
 use serde::{Deserialize, Serialize};
