@@ -13,6 +13,7 @@ pub mod message;
 pub mod names;
 pub mod net;
 pub mod ops;
+pub mod topology;
 pub mod version;
 
 pub use error::{ErrorCode, ProtocolError, WireError};

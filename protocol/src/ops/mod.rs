@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 mod basic;
 mod net;
+mod netdef;
 
 pub use basic::*;
 pub use net::*;
+pub use netdef::*;
 
 /// Generates the operation and result enums from one table of
 /// `Variant(Args) -> Result, "name", mutating`.
@@ -129,4 +131,10 @@ define_ops! {
     IpsetRestore(IpsetRestore) -> Done, "ipset_restore", true;
     /// Read the sets back with `ipset save`.
     IpsetSave(IpsetSave) -> Saved, "ipset_save", false;
+    /// Build (or change into) the simulated network a topology describes.
+    NetApply(NetApply) -> NetApplied, "net_apply", true;
+    /// Show the applied network.
+    NetShow(NetShow) -> NetShown, "net_show", false;
+    /// Remove the network and everything on it.
+    NetTeardown(NetTeardown) -> NetTornDown, "net_teardown", true;
 }

@@ -196,7 +196,7 @@ pub struct AddrList {
 /// One nexthop of a multipath route.
 ///
 /// Since protocol 1.1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NextHop {
     /// Gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,369 @@
+//! The topology document: the simulated network as data. The client's facts compiler
+//! produces it (`tsimctl net plan`); any client may send one in `net_apply`.
+//!
+//! One namespace per router; one hidden namespace holding one bridge per IPv4 subnet; for
+//! each router interface, a veth whose router end has the interface's real name and whose
+//! other end (`hidden_end`) hangs off the bridge of the interface's first subnet.
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Cidr, IfName, NsName};
+use crate::net::{
+    Family, Ip, IpProto, PortRange, RouteProto, RouteType, RuleAction, Scope, SysctlKey,
+    SysctlValue, TableId,
+};
+use crate::ops::{AddrSpec, NextHop, RouteSpec, RuleSpec};
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The whole simulated network.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// The bridges of the hidden namespace.
+    pub bridges: Vec<BridgeDef>,
+    /// The routers, each a namespace of its own.
+    pub routers: Vec<RouterDef>,
+}
+
+/// A bridge in the hidden namespace: the L2 segment of one IPv4 subnet.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeDef {
+    /// Its name (stable: derived from the subnet).
+    pub name: IfName,
+    /// The subnet it carries.
+    pub subnet: Cidr,
+}
+
+/// A router.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterDef {
+    /// Its namespace's name.
+    pub name: NsName,
+    /// Its interfaces.
+    pub interfaces: Vec<InterfaceDef>,
+    /// Its routes, in every table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteDef>,
+    /// Its policy rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleDef>,
+    /// Sysctls set in its namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<SysctlDef>,
+    /// The `ipset save` payload to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipset: Option<String>,
+    /// The `iptables-save` payload to restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iptables: Option<String>,
+}
+
+/// A router interface.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceDef {
+    /// Its name in the router (at most 15 bytes).
+    pub name: IfName,
+    /// Administratively up.
+    pub up: bool,
+    /// Its addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<AddrDef>,
+    /// The bridge its hidden end is attached to (that of its first subnet); absent for an
+    /// interface without an IPv4 address outside loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<IfName>,
+    /// The name of the veth's other end, in the hidden namespace (stable and unique).
+    pub hidden_end: IfName,
+}
+
+/// An interface address.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AddrDef {
+    /// The address and prefix.
+    pub addr: Cidr,
+    /// IPv4 broadcast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<Ip>,
+    /// Scope (default global).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Marked secondary in the facts.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub secondary: bool,
+}
+
+/// A route of a router (as [`RouteSpec`], without the namespace).
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RouteDef {
+    /// Destination network.
+    pub dst: Cidr,
+    /// Table (default main).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableId>,
+    /// Whether the route belongs to a policy table (applied only with policy tables on).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub policy: bool,
+    /// Type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RouteType>,
+    /// Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Ip>,
+    /// Output interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<IfName>,
+    /// Preferred source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<Ip>,
+    /// Metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// TOS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    /// Scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+    /// Protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<RouteProto>,
+    /// On-link gateway.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub onlink: bool,
+    /// Multipath nexthops.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+}
+
+impl RouteDef {
+    /// The route as an operation's arguments in namespace `ns`.
+    pub fn spec(&self, ns: &NsName) -> RouteSpec {
+        RouteSpec {
+            ns: ns.clone(),
+            dst: self.dst,
+            table: self.table,
+            kind: self.kind,
+            via: self.via,
+            dev: self.dev.clone(),
+            src: self.src,
+            metric: self.metric,
+            tos: self.tos,
+            scope: self.scope,
+            proto: self.proto,
+            onlink: self.onlink,
+            nexthops: self.nexthops.clone(),
+        }
+    }
+}
+
+/// A policy rule of a router (as [`RuleSpec`], without the namespace).
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuleDef {
+    /// Family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<Family>,
+    /// Preference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pref: Option<u32>,
+    /// Source prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Cidr>,
+    /// Destination prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Cidr>,
+    /// Input interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iif: Option<IfName>,
+    /// Output interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oif: Option<IfName>,
+    /// Firewall mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    /// Mark mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmask: Option<u32>,
+    /// TOS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<u8>,
+    /// Destination ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dport: Option<PortRange>,
+    /// Source ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<PortRange>,
+    /// IP protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipproto: Option<IpProto>,
+    /// Table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableId>,
+    /// Action.
+    #[serde(default)]
+    pub action: RuleAction,
+}
+
+impl RuleDef {
+    /// The rule as an operation's arguments in namespace `ns`.
+    pub fn spec(&self, ns: &NsName) -> RuleSpec {
+        RuleSpec {
+            ns: ns.clone(),
+            family: self.family,
+            pref: self.pref,
+            from: self.from,
+            to: self.to,
+            iif: self.iif.clone(),
+            oif: self.oif.clone(),
+            fwmark: self.fwmark,
+            fwmask: self.fwmask,
+            tos: self.tos,
+            dport: self.dport,
+            sport: self.sport,
+            ipproto: self.ipproto,
+            table: self.table,
+            action: self.action,
+        }
+    }
+}
+
+impl AddrDef {
+    /// The address as an operation's arguments on `dev` in namespace `ns`.
+    pub fn spec(&self, ns: &NsName, dev: &IfName) -> AddrSpec {
+        AddrSpec {
+            ns: ns.clone(),
+            dev: dev.clone(),
+            addr: self.addr,
+            broadcast: self.broadcast,
+            scope: self.scope,
+            secondary: self.secondary,
+        }
+    }
+}
+
+/// A sysctl set in a router's namespace.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SysctlDef {
+    /// The key.
+    pub key: SysctlKey,
+    /// The value.
+    pub value: SysctlValue,
+}
+
+/// `ip route` syntax, for messages: `10.0.0.0/8 via 10.1.1.1 dev eth0 table 100 metric 5`.
+impl std::fmt::Display for RouteDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(kind) = self.kind.filter(|k| *k != RouteType::Unicast) {
+            write!(f, "{kind} ")?;
+        }
+        write!(f, "{}", self.dst)?;
+        if let Some(v) = self.via {
+            write!(f, " via {v}")?;
+        }
+        if let Some(d) = &self.dev {
+            write!(f, " dev {d}")?;
+        }
+        if let Some(t) = self.table {
+            write!(f, " table {t}")?;
+        }
+        if let Some(p) = self.proto {
+            write!(f, " proto {p}")?;
+        }
+        if let Some(s) = self.scope {
+            write!(f, " scope {s}")?;
+        }
+        if let Some(s) = self.src {
+            write!(f, " src {s}")?;
+        }
+        if let Some(m) = self.metric {
+            write!(f, " metric {m}")?;
+        }
+        if let Some(t) = self.tos {
+            write!(f, " tos {t:#x}")?;
+        }
+        if self.onlink {
+            f.write_str(" onlink")?;
+        }
+        for hop in &self.nexthops {
+            f.write_str(" nexthop")?;
+            if let Some(v) = hop.via {
+                write!(f, " via {v}")?;
+            }
+            if let Some(d) = &hop.dev {
+                write!(f, " dev {d}")?;
+            }
+            if let Some(w) = hop.weight {
+                write!(f, " weight {w}")?;
+            }
+            if hop.onlink {
+                f.write_str(" onlink")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `ip rule` syntax, for messages: `pref 100 from 10.0.0.0/8 lookup 100`.
+impl std::fmt::Display for RuleDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut words: Vec<String> = Vec::new();
+        if let Some(p) = self.pref {
+            words.push(format!("pref {p}"));
+        }
+        words.push(match self.from {
+            Some(c) => format!("from {c}"),
+            None => "from all".to_owned(),
+        });
+        if let Some(c) = self.to {
+            words.push(format!("to {c}"));
+        }
+        if let Some(t) = self.tos {
+            words.push(format!("tos {t:#x}"));
+        }
+        match (self.fwmark, self.fwmask) {
+            (Some(m), Some(k)) => words.push(format!("fwmark {m:#x}/{k:#x}")),
+            (Some(m), None) => words.push(format!("fwmark {m:#x}")),
+            _ => {}
+        }
+        if let Some(i) = &self.iif {
+            words.push(format!("iif {i}"));
+        }
+        if let Some(o) = &self.oif {
+            words.push(format!("oif {o}"));
+        }
+        if let Some(p) = self.ipproto {
+            words.push(format!("ipproto {p}"));
+        }
+        if let Some(p) = self.sport {
+            words.push(format!("sport {p}"));
+        }
+        if let Some(p) = self.dport {
+            words.push(format!("dport {p}"));
+        }
+        words.push(match (self.action, self.table) {
+            (RuleAction::Lookup, Some(t)) => format!("lookup {t}"),
+            (RuleAction::Lookup, None) => "lookup main".to_owned(),
+            (RuleAction::Blackhole, _) => "blackhole".to_owned(),
+            (RuleAction::Unreachable, _) => "unreachable".to_owned(),
+            (RuleAction::Prohibit, _) => "prohibit".to_owned(),
+        });
+        f.write_str(&words.join(" "))
+    }
+}
