@@ -42,6 +42,11 @@ pub enum Effect {
         /// Keeps the namespace alive so the deletion can be undone.
         handle: OwnedFd,
     },
+    /// The record of the applied network was replaced.
+    NetState {
+        /// The record before (`None`: there was none).
+        previous: Option<Box<crate::state::NetRecord>>,
+    },
     /// Something changed inside a namespace.
     Changed {
         /// The namespace.
@@ -98,7 +103,7 @@ impl Txn {
         }
         for effect in self.effects.drain(..) {
             match effect {
-                Effect::NsCreated { .. } | Effect::Changed { .. } => {}
+                Effect::NsCreated { .. } | Effect::Changed { .. } | Effect::NetState { .. } => {}
                 Effect::NsDeleted { name, handle } => {
                     drop(handle);
                     helper.registry.finish_delete(&name);
@@ -120,6 +125,11 @@ impl Txn {
                         }
                     }
                     helper.registry.abort_create(&name);
+                }
+                Effect::NetState { previous } => {
+                    if let Err(e) = helper.registry.store().save_net(previous.as_deref()) {
+                        tracing::error!(error = %chain(&e), "Cannot put the network's record back");
+                    }
                 }
                 Effect::Changed { ns, what, undo } => {
                     if let Err(e) = undo::apply(helper, &ns, undo).await {
@@ -146,7 +156,7 @@ impl Txn {
 pub struct Progress {
     id: u64,
     out: Outbox,
-    last: Option<Instant>,
+    last: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Progress {
@@ -158,15 +168,20 @@ impl Progress {
         Self {
             id,
             out,
-            last: None,
+            last: std::sync::Mutex::new(None),
         }
     }
 
-    async fn report(&mut self, done: usize, total: usize, stage: &str, force: bool) {
-        if !force && self.last.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
-            return;
+    /// Reports `done` of `total` steps, now at `stage`; skipped if the last event was less
+    /// than [`Progress::INTERVAL`] ago, unless `force`.
+    pub async fn report(&self, done: usize, total: usize, stage: &str, force: bool) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if !force && last.is_some_and(|t| t.elapsed() < Self::INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
         }
-        self.last = Some(Instant::now());
         let event = ServerMessage::Event(Event {
             id: self.id,
             done: u32::try_from(done).unwrap_or(u32::MAX),
@@ -185,7 +200,7 @@ pub async fn run(
     peer: &Peer,
     request: Request,
     cancel: &CancellationToken,
-    mut progress: Option<Progress>,
+    progress: Option<Progress>,
 ) -> Response {
     helper.counters.in_flight.fetch_add(1, Ordering::Relaxed);
     let Request {
@@ -199,6 +214,7 @@ pub async fn run(
         cancel,
         atomic,
         txn: txn.id,
+        progress: progress.as_ref(),
     };
     let mut results = Vec::with_capacity(total);
     let mut failure: Option<WireError> = None;
@@ -209,7 +225,7 @@ pub async fn run(
             break;
         }
         let name = op.name();
-        if let Some(p) = progress.as_mut() {
+        if let Some(p) = progress.as_ref() {
             p.report(index, total, name, index == 0).await;
         }
         let started = Instant::now();
@@ -240,7 +256,7 @@ pub async fn run(
         if atomic {
             results.clear();
         }
-    } else if let Some(p) = progress.as_mut() {
+    } else if let Some(p) = progress.as_ref() {
         p.report(total, total, "done", true).await;
     }
     helper.counters.in_flight.fetch_sub(1, Ordering::Relaxed);

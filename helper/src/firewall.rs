@@ -82,6 +82,77 @@ pub async fn run_checked(
     })
 }
 
+/// A payload line a tool refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The line (or, for a set, its `create` line).
+    pub line: String,
+    /// What the tool said.
+    pub why: String,
+}
+
+/// Restores `payload` with `tool` inside `ns`, leaving out what the tool refuses: on a failure
+/// at a line, that line (for an ipset `create`, the whole set) is taken out and the rest
+/// restored again. Returns what was left out. Errors only when the tool cannot run, or fails
+/// without naming a line.
+pub async fn restore_skipping(
+    helper: &Helper,
+    ns: &NsName,
+    ino: u64,
+    tool: Tool,
+    args: &[&str],
+    payload: &str,
+) -> Result<Vec<Skipped>, HelperError> {
+    const MAX_ATTEMPTS: usize = 64;
+    let mut lines: Vec<String> = payload.lines().map(str::to_owned).collect();
+    let mut skipped = Vec::new();
+    for _ in 0..MAX_ATTEMPTS {
+        let text = lines.join("\n") + "\n";
+        let out = run(helper, ns, ino, tool, args, Some(text)).await?;
+        if out.success {
+            return Ok(skipped);
+        }
+        let why = out.complaint();
+        let Some(at) = out
+            .failed_line()
+            .map(|n| n as usize)
+            .filter(|n| (1..=lines.len()).contains(n))
+        else {
+            return Err(HelperError::Kernel(format!(
+                "{} failed in namespace {ns}: {why}",
+                tool.name()
+            )));
+        };
+        let bad = lines[at - 1].clone();
+        let words: Vec<&str> = bad.split_whitespace().collect();
+        match (tool, words.as_slice()) {
+            (Tool::Ipset, ["create", set, ..]) => {
+                let set = (*set).to_owned();
+                lines.retain(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    !(w.len() >= 2 && matches!(w[0], "create" | "add") && w[1] == set)
+                });
+            }
+            (_, [first, ..])
+                if first.starts_with('*') || first.starts_with(':') || *first == "COMMIT" =>
+            {
+                return Err(HelperError::InvalidArgument(format!(
+                    "{} rejected line {at} ({bad:?}) in namespace {ns}, which cannot be left out: {why}",
+                    tool.name()
+                )));
+            }
+            _ => {
+                lines.remove(at - 1);
+            }
+        }
+        skipped.push(Skipped { line: bad, why });
+    }
+    Err(HelperError::Kernel(format!(
+        "{} kept failing in namespace {ns}",
+        tool.name()
+    )))
+}
+
 /// The save tool and restore tool for a family.
 pub fn iptables_tools(ipv6: bool) -> (Tool, Tool) {
     if ipv6 {

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod metrics;
 pub mod netlink;
 pub mod netns;
+pub mod network;
 pub mod nlmsg;
 pub mod ops;
 pub mod registry;

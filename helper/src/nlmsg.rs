@@ -575,8 +575,9 @@ pub fn rule_matches(msg: &RuleMessage, spec: &RuleSpec) -> bool {
     };
     spec.family.is_none_or(|f| info.family == f)
         && spec.pref.is_none_or(|p| info.pref == p)
-        && spec.from.is_none_or(|c| info.from == Some(c))
-        && spec.to.is_none_or(|c| info.to == Some(c))
+        // A /0 prefix selects everything: the kernel keeps no selector for it.
+        && spec.from.is_none_or(|c| c.prefix() == 0 || info.from == Some(c))
+        && spec.to.is_none_or(|c| c.prefix() == 0 || info.to == Some(c))
         && spec
             .iif
             .as_ref()
@@ -903,6 +904,12 @@ mod tests {
         assert_eq!(info.table, Some(100));
         assert_eq!(info.action, "lookup");
         assert!(rule_matches(&msg, &spec));
+        // `to 0.0.0.0/0` is kept as no selector, and still matches for a delete.
+        let mut everything = spec.clone();
+        everything.to = Some("0.0.0.0/0".parse().unwrap());
+        let msg0 = rule_message(&everything, Mode::Add).unwrap();
+        assert_eq!(rule_info(&msg0).unwrap().to, None);
+        assert!(rule_matches(&msg0, &everything));
         let mut no_table = spec.clone();
         no_table.table = None;
         assert!(rule_message(&no_table, Mode::Add).is_err());

@@ -147,6 +147,11 @@ impl Registry {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The state directory.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
     /// Whether `name` is managed (in any phase).
     pub fn is_managed(&self, name: &NsName) -> bool {
         self.lock().contains_key(name)

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! ns/<name>.json     one record per managed namespace
+//! net.json           the applied simulated network
 //! ```
 //!
 //! A record is written to a temporary file and renamed over the old one, so a reader (the
@@ -20,7 +21,8 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tsim_protocol::ops::NsInfo;
+use tsim_protocol::ops::{NetWarning, NsInfo};
+use tsim_protocol::topology::Topology;
 use tsim_protocol::{NsName, Tag};
 
 /// Version of the record format.
@@ -122,6 +124,39 @@ impl NsRecord {
     }
 }
 
+/// The persisted record of the applied simulated network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetRecord {
+    /// Record format version.
+    pub version: u32,
+    /// The network as applied (policy routes and rules only if they were asked for).
+    pub topology: Topology,
+    /// Whether policy tables and rules were asked for.
+    pub policy_tables: bool,
+    /// What was left out.
+    pub warnings: Vec<NetWarning>,
+    /// When, Unix milliseconds.
+    pub applied_ms: u64,
+}
+
+impl NetRecord {
+    /// A record of the current format.
+    pub fn new(
+        topology: Topology,
+        policy_tables: bool,
+        warnings: Vec<NetWarning>,
+        applied_ms: u64,
+    ) -> Self {
+        Self {
+            version: RECORD_VERSION,
+            topology,
+            policy_tables,
+            warnings,
+            applied_ms,
+        }
+    }
+}
+
 /// A record file that could not be read; reported and left in place for an operator.
 #[derive(Debug)]
 pub struct BadRecord {
@@ -175,6 +210,46 @@ impl StateStore {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(StateError::Remove { path, source }),
+        }
+    }
+
+    fn net_path(&self) -> PathBuf {
+        self.dir.join("net.json")
+    }
+
+    /// The applied network's record, if there is one.
+    pub fn load_net(&self) -> Result<Option<NetRecord>, StateError> {
+        let path = self.net_path();
+        match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<NetRecord>(&bytes) {
+                Ok(record) if record.version == RECORD_VERSION => Ok(Some(record)),
+                Ok(record) => Err(StateError::UnsafeDir {
+                    path,
+                    reason: format!("unknown network record version {}", record.version),
+                }),
+                Err(e) => Err(StateError::UnsafeDir {
+                    path,
+                    reason: format!("unreadable network record: {e}"),
+                }),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Dir { path, source }),
+        }
+    }
+
+    /// Writes (or, with `None`, removes) the applied network's record.
+    pub fn save_net(&self, record: Option<&NetRecord>) -> Result<(), StateError> {
+        let path = self.net_path();
+        match record {
+            Some(record) => {
+                let json = serde_json::to_vec(record).expect("a record always serializes");
+                write_atomic(&path, &json).map_err(|source| StateError::Write { path, source })
+            }
+            None => match fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(source) => Err(StateError::Remove { path, source }),
+            },
         }
     }
 

@@ -27,6 +27,9 @@ mod link_set;
 mod neigh_delete;
 mod neigh_flush;
 mod neigh_replace;
+mod net_apply;
+mod net_show;
+mod net_teardown;
 mod netem_delete;
 mod netem_set;
 mod ns_create;
@@ -56,6 +59,8 @@ pub struct OpCtx<'a> {
     pub atomic: bool,
     /// The request's registry id.
     pub txn: u64,
+    /// Where to report progress, when the request asked for it.
+    pub progress: Option<&'a crate::batch::Progress>,
 }
 
 /// A managed namespace, resolved for one operation.
@@ -176,7 +181,32 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::IptablesSave(args) => iptables_save::handle(ctx, args).await,
         Op::IpsetRestore(args) => ipset_restore::handle(ctx, args, txn).await,
         Op::IpsetSave(args) => ipset_save::handle(ctx, args).await,
+        Op::NetApply(args) => net_apply::handle(ctx, args, txn).await,
+        Op::NetShow(args) => net_show::handle(ctx, args),
+        Op::NetTeardown(args) => net_teardown::handle(ctx, args, txn).await,
     }
+}
+
+/// [`dispatch`], boxed: for operations made of other operations (a future cannot contain
+/// itself).
+pub fn dispatch_boxed<'f, 'a: 'f>(
+    ctx: &'f OpCtx<'a>,
+    op: Op,
+    txn: &'f mut Txn,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpResult, HelperError>> + Send + 'f>>
+{
+    Box::pin(dispatch(ctx, op, txn))
+}
+
+/// Refuses callers that are neither root nor in the admin group.
+fn require_admin(ctx: &OpCtx<'_>, what: &str) -> Result<(), HelperError> {
+    if ctx.peer.admin {
+        return Ok(());
+    }
+    Err(HelperError::PermissionDenied(format!(
+        "Only root or a member of the admin group may {what} (uid {} is neither)",
+        ctx.peer.uid
+    )))
 }
 
 /// Whether an operation finishes at once without blocking, so a request made only of such
@@ -184,7 +214,7 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
 pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
-        Op::Status(_) | Op::NsList(_) => true,
+        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) => true,
         _ => false,
     }
 }

@@ -14,14 +14,23 @@ pub(super) async fn handle(
     args: NsCreate,
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
-    let helper = ctx.helper;
-    let name = args.name;
-    if name == helper.config.hidden_ns {
+    if args.name == ctx.helper.config.hidden_ns {
         return Err(HelperError::NotAllowed(format!(
             "Namespace {:?} is reserved for the simulated network's bridges",
-            name.as_str()
+            args.name.as_str()
         )));
     }
+    create(ctx, args, txn).await
+}
+
+/// Creates a namespace, the reserved hidden one included (for `net_apply`).
+pub(super) async fn create(
+    ctx: &OpCtx<'_>,
+    args: NsCreate,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    let helper = ctx.helper;
+    let name = args.name;
     if !helper.registry.is_managed(&name) && helper.netns.inspect(&name)? != PathState::Missing {
         return Err(HelperError::AlreadyExists(format!(
             "Namespace {:?} already exists and is not managed by this helper",

@@ -1,0 +1,623 @@
+//! `net_apply`: build the simulated network, or change the one in place into a new topology.
+//!
+//! Everything is done with the primitive operations (through [`super::dispatch_boxed`]), so
+//! each step is validated and undone like any other, and the whole apply is one operation:
+//! it succeeds, or leaves the network as it was. Order:
+//!
+//! 1. the hidden namespace (IPv4 only) and the new bridges;
+//! 2. new routers: namespace (IPv4 only), veths born in place and attached, addresses,
+//!    sysctls, routes, rules (policy ones only on request);
+//! 3. changed routers: only what differs;
+//! 4. firewalls, several routers at once: ipsets, then iptables;
+//! 5. removals, which cannot all be undone, last: interfaces, routers, bridges;
+//! 6. the record of the applied network.
+//!
+//! A route, rule, set or firewall line the kernel refuses is a warning naming the router and
+//! the item, not a failure.
+
+use futures::StreamExt;
+use tsim_protocol::ops::{
+    LinkAddBridge, LinkAddVeth, LinkDelete, LinkSet, NetApplied, NetApply, NetWarning, NsCreate,
+    NsDelete, SysctlSet,
+};
+use tsim_protocol::topology::{InterfaceDef, RouterDef, Topology};
+use tsim_protocol::{ErrorCode, IfName, NsName, Op, OpResult};
+
+use super::{NsHandle, OpCtx, dispatch_boxed};
+use crate::batch::{Effect, Txn};
+use crate::context::now_ms;
+use crate::error::HelperError;
+use crate::firewall::{self, Skipped};
+use crate::network::{self, RouterChange};
+use crate::state::NetRecord;
+use crate::tools::Tool;
+use crate::undo::Undo;
+
+/// Routers whose firewalls are restored at the same time.
+const FIREWALL_PARALLELISM: usize = 4;
+
+/// Runs operations for the apply, counting progress and collecting warnings.
+struct Runner<'c, 'a> {
+    ctx: &'c OpCtx<'a>,
+    done: usize,
+    total: usize,
+    warnings: Vec<NetWarning>,
+}
+
+impl Runner<'_, '_> {
+    async fn step(&mut self, stage: &str) -> Result<(), HelperError> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(HelperError::Cancelled);
+        }
+        self.done += 1;
+        if let Some(p) = self.ctx.progress {
+            p.report(self.done.min(self.total), self.total, stage, false)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn op(&mut self, stage: &str, op: Op, txn: &mut Txn) -> Result<OpResult, HelperError> {
+        self.step(stage).await?;
+        dispatch_boxed(self.ctx, op, txn).await
+    }
+
+    /// Runs `op`; a refusal by the kernel becomes a warning about `item` of `router`.
+    async fn op_or_warn(
+        &mut self,
+        router: &NsName,
+        kind: &str,
+        item: String,
+        op: Op,
+        txn: &mut Txn,
+    ) -> Result<(), HelperError> {
+        match self.op(kind, op, txn).await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    ErrorCode::Kernel
+                        | ErrorCode::AlreadyExists
+                        | ErrorCode::NotFound
+                        | ErrorCode::InvalidArgument
+                        | ErrorCode::Unsupported
+                ) =>
+            {
+                self.warnings.push(NetWarning {
+                    router: router.clone(),
+                    kind: kind.into(),
+                    item,
+                    message: e.to_string(),
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn veth(router: &NsName, iface: &InterfaceDef, hidden: &NsName) -> Op {
+    Op::LinkAddVeth(LinkAddVeth {
+        ns: router.clone(),
+        name: iface.name.clone(),
+        peer_ns: hidden.clone(),
+        peer_name: iface.hidden_end.clone(),
+        mtu: None,
+        mac: None,
+        peer_mac: None,
+        master: None,
+        peer_master: iface.bridge.clone(),
+        up: true,
+    })
+}
+
+fn link_set(ns: &NsName, name: &IfName) -> LinkSet {
+    LinkSet {
+        ns: ns.clone(),
+        name: name.clone(),
+        up: None,
+        master: None,
+        nomaster: false,
+        mtu: None,
+        mac: None,
+        rename: None,
+    }
+}
+
+/// Creates one interface: the veth, its addresses, and its state.
+async fn add_interface(
+    run: &mut Runner<'_, '_>,
+    router: &NsName,
+    iface: &InterfaceDef,
+    hidden: &NsName,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    run.op("interfaces", veth(router, iface, hidden), txn)
+        .await?;
+    if !iface.up {
+        let down = LinkSet {
+            up: Some(false),
+            ..link_set(router, &iface.name)
+        };
+        run.op("interfaces", Op::LinkSet(down), txn).await?;
+    }
+    for addr in &iface.addrs {
+        run.op(
+            "addresses",
+            Op::AddrAdd(addr.spec(router, &iface.name)),
+            txn,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Builds a router that does not exist yet.
+async fn add_router(
+    run: &mut Runner<'_, '_>,
+    router: &RouterDef,
+    hidden: &NsName,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let name = &router.name;
+    run.op(
+        "routers",
+        Op::NsCreate(NsCreate {
+            name: name.clone(),
+            tag: None,
+            ipv6: Some(false),
+        }),
+        txn,
+    )
+    .await?;
+    for iface in &router.interfaces {
+        add_interface(run, name, iface, hidden, txn).await?;
+    }
+    // A new namespace needs no undo of its sysctls: all on one thread, at once.
+    run.step("sysctls").await?;
+    let h = run.ctx.ns_mut(name).await?;
+    let settings: Vec<(String, String)> = router
+        .sysctls
+        .iter()
+        .filter_map(|s| {
+            Some((
+                format!("/proc/sys/{}", s.key.proc_path()?),
+                s.value.as_str().to_owned(),
+            ))
+        })
+        .collect();
+    let written = run
+        .ctx
+        .helper
+        .netns
+        .run_in(&h.name, h.ino, move || {
+            settings.iter().try_for_each(|(p, v)| std::fs::write(p, v))
+        })
+        .await?;
+    written.map_err(|e| {
+        HelperError::Kernel(format!("Cannot set the sysctls of router {name}: {e}"))
+    })?;
+    for route in &router.routes {
+        run.op_or_warn(
+            name,
+            "route",
+            route.to_string(),
+            Op::RouteAdd(route.spec(name)),
+            txn,
+        )
+        .await?;
+    }
+    for rule in &router.rules {
+        run.op_or_warn(
+            name,
+            "rule",
+            rule.to_string(),
+            Op::RuleAdd(rule.spec(name)),
+            txn,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The result of a removal, where "not there" is success.
+fn absent_is_fine(result: Result<OpResult, HelperError>) -> Result<(), HelperError> {
+    match result {
+        Err(e) if e.code() != ErrorCode::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Changes a router in place (all but removals and the firewall).
+async fn change_router(
+    run: &mut Runner<'_, '_>,
+    change: &RouterChange<'_>,
+    hidden: &NsName,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let Some(router) = change.new else {
+        return Ok(());
+    };
+    let name = &router.name;
+    for iface in &change.add_interfaces {
+        add_interface(run, name, iface, hidden, txn).await?;
+    }
+    for (old, new) in &change.change_interfaces {
+        for addr in old.addrs.iter().filter(|a| !new.addrs.contains(a)) {
+            run.op("addresses", Op::AddrDelete(addr.spec(name, &new.name)), txn)
+                .await?;
+        }
+        for addr in new.addrs.iter().filter(|a| !old.addrs.contains(a)) {
+            run.op("addresses", Op::AddrAdd(addr.spec(name, &new.name)), txn)
+                .await?;
+        }
+        if old.up != new.up {
+            run.op(
+                "interfaces",
+                Op::LinkSet(LinkSet {
+                    up: Some(new.up),
+                    ..link_set(name, &new.name)
+                }),
+                txn,
+            )
+            .await?;
+        }
+        if old.bridge != new.bridge {
+            let set = match &new.bridge {
+                Some(b) => LinkSet {
+                    master: Some(b.clone()),
+                    ..link_set(hidden, &new.hidden_end)
+                },
+                None => LinkSet {
+                    nomaster: true,
+                    ..link_set(hidden, &new.hidden_end)
+                },
+            };
+            run.op("interfaces", Op::LinkSet(set), txn).await?;
+        }
+    }
+    for s in &change.sysctls {
+        let set = SysctlSet {
+            ns: name.clone(),
+            key: s.key.clone(),
+            value: s.value.clone(),
+        };
+        run.op("sysctls", Op::SysctlSet(set), txn).await?;
+    }
+    for route in &change.remove_routes {
+        // Gone already if its interface or address went, or if the kernel refused it.
+        let delete = Op::RouteDelete(route.spec(name));
+        absent_is_fine(run.op("routes", delete, txn).await)?;
+    }
+    for route in &change.add_routes {
+        run.op_or_warn(
+            name,
+            "route",
+            route.to_string(),
+            Op::RouteAdd(route.spec(name)),
+            txn,
+        )
+        .await?;
+    }
+    for rule in &change.remove_rules {
+        let delete = Op::RuleDelete(rule.spec(name));
+        absent_is_fine(run.op("rules", delete, txn).await)?;
+    }
+    for rule in &change.add_rules {
+        run.op_or_warn(
+            name,
+            "rule",
+            rule.to_string(),
+            Op::RuleAdd(rule.spec(name)),
+            txn,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// One router's firewall to restore.
+struct FirewallJob {
+    router: NsName,
+    ns: NsHandle,
+    /// The router was built by this apply: nothing to save or clear first.
+    fresh: bool,
+    ipset: Option<String>,
+    iptables: Option<String>,
+}
+
+/// What a firewall job did: undo data to record, and what was left out.
+struct FirewallDone {
+    router: NsName,
+    undo: Vec<(String, Undo)>,
+    warnings: Vec<NetWarning>,
+}
+
+async fn firewall_job(ctx: &OpCtx<'_>, job: FirewallJob) -> Result<FirewallDone, HelperError> {
+    let helper = ctx.helper;
+    let (name, ino) = (&job.ns.name, job.ns.ino);
+    let mut undo = Vec::new();
+    if !job.fresh {
+        // Keep what is there for undo, then clear it: rules first (they may use the sets).
+        let rules = firewall::run_checked(helper, name, ino, Tool::IptablesSave, &[], None).await?;
+        let sets = firewall::run_checked(helper, name, ino, Tool::Ipset, &["save"], None).await?;
+        undo.push((
+            "iptables".to_owned(),
+            Undo::Iptables {
+                ipv6: false,
+                payload: firewall::restoring_payload(&rules),
+            },
+        ));
+        undo.push(("ipset".to_owned(), Undo::Ipset { payload: sets }));
+        let empty = firewall::restoring_payload("");
+        firewall::run_checked(helper, name, ino, Tool::IptablesRestore, &[], Some(empty)).await?;
+        firewall::run_checked(helper, name, ino, Tool::Ipset, &["destroy"], None).await?;
+    }
+    let mut warnings = Vec::new();
+    let mut warn = |kind: &str, skipped: Vec<Skipped>| {
+        for s in skipped {
+            warnings.push(NetWarning {
+                router: job.router.clone(),
+                kind: kind.into(),
+                item: s.line,
+                message: s.why,
+            });
+        }
+    };
+    if let Some(payload) = &job.ipset {
+        warn(
+            "ipset",
+            firewall::restore_skipping(
+                helper,
+                name,
+                ino,
+                Tool::Ipset,
+                &["restore", "-exist"],
+                payload,
+            )
+            .await?,
+        );
+    }
+    if let Some(payload) = &job.iptables {
+        warn(
+            "iptables",
+            firewall::restore_skipping(helper, name, ino, Tool::IptablesRestore, &[], payload)
+                .await?,
+        );
+    }
+    Ok(FirewallDone {
+        router: job.router,
+        undo,
+        warnings,
+    })
+}
+
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    args: NetApply,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    super::require_admin(ctx, "apply a network")?;
+    let helper = ctx.helper;
+    let hidden = helper.config.hidden_ns.clone();
+    network::validate(&args.topology, &hidden)?;
+    let desired = network::effective(&args.topology, args.policy_tables);
+    let record = helper.registry.store().load_net()?;
+    let hidden_there = helper.registry.is_managed(&hidden);
+
+    // The network in place, as recorded, without what has gone since.
+    let mut current = match (&record, hidden_there) {
+        (Some(r), true) => r.topology.clone(),
+        _ => Topology::default(),
+    };
+    current
+        .routers
+        .retain(|r| helper.registry.is_managed(&r.name));
+    // Without the hidden namespace, routers that are still there lost their veths: rebuild.
+    let orphans: Vec<NsName> = match (&record, hidden_there) {
+        (Some(r), false) => r
+            .topology
+            .routers
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| helper.registry.is_managed(n))
+            .collect(),
+        _ => Vec::new(),
+    };
+
+    let d = network::diff(&current, &desired);
+    let count = |r: &RouterDef| 1 + r.interfaces.len() * 2 + r.routes.len() + r.rules.len() + 2;
+    let total = 1
+        + d.add_bridges.len()
+        + d.add_routers.iter().map(|r| count(r)).sum::<usize>()
+        + d.change_routers
+            .iter()
+            .filter_map(|c| c.new)
+            .map(count)
+            .sum::<usize>()
+        + d.remove_routers.len()
+        + d.remove_bridges.len()
+        + orphans.len();
+    let mut run = Runner {
+        ctx,
+        done: 0,
+        total,
+        warnings: Vec::new(),
+    };
+
+    for orphan in &orphans {
+        run.op(
+            "routers",
+            Op::NsDelete(NsDelete {
+                name: orphan.clone(),
+            }),
+            txn,
+        )
+        .await?;
+    }
+    if !hidden_there {
+        run.step("hidden").await?;
+        let args = NsCreate {
+            name: hidden.clone(),
+            tag: None,
+            ipv6: Some(false),
+        };
+        super::ns_create::create(ctx, args, txn).await?;
+    }
+    for bridge in &d.add_bridges {
+        let add = LinkAddBridge {
+            ns: hidden.clone(),
+            name: bridge.name.clone(),
+            ageing_time: None,
+            mtu: None,
+            up: true,
+        };
+        run.op("bridges", Op::LinkAddBridge(add), txn).await?;
+    }
+    // An interface replaced under the same name must go before its successor comes.
+    for change in &d.change_routers {
+        let Some(router) = change.new else { continue };
+        for iface in change
+            .remove_interfaces
+            .iter()
+            .filter(|i| change.add_interfaces.iter().any(|a| a.name == i.name))
+        {
+            run.op(
+                "interfaces",
+                Op::LinkDelete(LinkDelete {
+                    ns: router.name.clone(),
+                    name: iface.name.clone(),
+                }),
+                txn,
+            )
+            .await?;
+        }
+    }
+    for router in &d.add_routers {
+        add_router(&mut run, router, &hidden, txn).await?;
+    }
+    for change in &d.change_routers {
+        change_router(&mut run, change, &hidden, txn).await?;
+    }
+
+    // Firewalls, several routers at once; each job's undo data is recorded after it ends.
+    let mut jobs = Vec::new();
+    let fresh = d.add_routers.iter().map(|r| (*r, true));
+    let changed = d
+        .change_routers
+        .iter()
+        .filter(|c| c.firewall)
+        .filter_map(|c| c.new)
+        .map(|r| (r, false));
+    for (router, is_fresh) in fresh.chain(changed) {
+        if router.ipset.is_none() && router.iptables.is_none() && is_fresh {
+            continue;
+        }
+        let ns = ctx.ns_mut(&router.name).await?;
+        jobs.push(FirewallJob {
+            router: router.name.clone(),
+            ns,
+            fresh: is_fresh,
+            ipset: router.ipset.clone(),
+            iptables: router.iptables.clone(),
+        });
+    }
+    let results: Vec<Result<FirewallDone, HelperError>> =
+        futures::stream::iter(jobs.into_iter().map(|job| firewall_job(ctx, job)))
+            .buffer_unordered(FIREWALL_PARALLELISM)
+            .collect()
+            .await;
+    let mut first_error = None;
+    for result in results {
+        run.step("firewall").await?;
+        match result {
+            Ok(done) => {
+                for (what, undo) in done.undo {
+                    txn.changed(
+                        &done.router,
+                        format!("{what} of router {}", done.router),
+                        undo,
+                    );
+                }
+                run.warnings.extend(done.warnings);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+
+    // Removals last.
+    for change in &d.change_routers {
+        let Some(router) = change.new else { continue };
+        for iface in change
+            .remove_interfaces
+            .iter()
+            .filter(|i| !change.add_interfaces.iter().any(|a| a.name == i.name))
+        {
+            run.op(
+                "interfaces",
+                Op::LinkDelete(LinkDelete {
+                    ns: router.name.clone(),
+                    name: iface.name.clone(),
+                }),
+                txn,
+            )
+            .await?;
+        }
+    }
+    for router in &d.remove_routers {
+        run.op(
+            "routers",
+            Op::NsDelete(NsDelete {
+                name: router.name.clone(),
+            }),
+            txn,
+        )
+        .await?;
+    }
+    for bridge in &d.remove_bridges {
+        run.op(
+            "bridges",
+            Op::LinkDelete(LinkDelete {
+                ns: hidden.clone(),
+                name: bridge.name.clone(),
+            }),
+            txn,
+        )
+        .await?;
+    }
+
+    let previous = record
+        .as_ref()
+        .map(|r| r.warnings.as_slice())
+        .unwrap_or(&[]);
+    let warnings = network::carry_warnings(previous, run.warnings, &desired, &d);
+    let new_record = NetRecord::new(
+        desired.clone(),
+        args.policy_tables,
+        warnings.clone(),
+        now_ms(),
+    );
+    helper.registry.store().save_net(Some(&new_record))?;
+    txn.push(Effect::NetState {
+        previous: record.map(Box::new),
+    });
+
+    Ok(OpResult::NetApply(NetApplied {
+        added: d.add_routers.iter().map(|r| r.name.clone()).collect(),
+        removed: d.remove_routers.iter().map(|r| r.name.clone()).collect(),
+        changed: d
+            .change_routers
+            .iter()
+            .filter_map(|c| c.new.map(|r| r.name.clone()))
+            .collect(),
+        unchanged: u32::try_from(d.unchanged).unwrap_or(u32::MAX),
+        bridges_added: u32::try_from(d.add_bridges.len()).unwrap_or(u32::MAX),
+        bridges_removed: u32::try_from(d.remove_bridges.len()).unwrap_or(u32::MAX),
+        warnings,
+    }))
+}

@@ -1,0 +1,39 @@
+//! `net_teardown`: remove the routers, the hidden namespace (with its bridges) and the
+//! record of the network. Deleting whole namespaces is the fast way: the kernel frees their
+//! links together, in the background.
+
+use tsim_protocol::ops::{NetTeardown, NetTornDown, NsDelete};
+use tsim_protocol::{Op, OpResult};
+
+use super::{OpCtx, dispatch_boxed};
+use crate::batch::{Effect, Txn};
+use crate::error::HelperError;
+
+pub(super) async fn handle(
+    ctx: &OpCtx<'_>,
+    _args: NetTeardown,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    super::require_admin(ctx, "tear the network down")?;
+    let helper = ctx.helper;
+    let record = helper.registry.store().load_net()?;
+    let mut names: Vec<_> = record
+        .iter()
+        .flat_map(|r| r.topology.routers.iter().map(|r| r.name.clone()))
+        .collect();
+    names.push(helper.config.hidden_ns.clone());
+    let mut removed = 0u32;
+    for name in names.into_iter().filter(|n| helper.registry.is_managed(n)) {
+        dispatch_boxed(ctx, Op::NsDelete(NsDelete { name }), txn).await?;
+        removed += 1;
+    }
+    if record.is_some() {
+        helper.registry.store().save_net(None)?;
+        txn.push(Effect::NetState {
+            previous: record.map(Box::new),
+        });
+    }
+    Ok(OpResult::NetTeardown(NetTornDown {
+        namespaces: removed,
+    }))
+}
