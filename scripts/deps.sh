@@ -34,5 +34,8 @@ need systemd-socket-activate systemd
 need iptables-restore iptables
 need ipset ipset
 need python3 python3
+# The tests check the simulated network with the standard tools, inside its namespaces.
+need ping iputils-ping
+need traceroute traceroute
 
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo (the Rust toolchain) is required" >&2; exit 1; }

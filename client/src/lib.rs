@@ -5,6 +5,8 @@
 
 pub mod blocking;
 pub mod client;
+pub mod facts;
+pub mod network;
 
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientError, DEFAULT_SOCKET, PendingRequest, RequestOptions};

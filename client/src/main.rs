@@ -45,9 +45,21 @@ enum Command {
     Status(commands::status::Args),
     Ns(commands::ns::Args),
     Batch(commands::batch::Args),
+    Net(commands::net::Args),
+}
+
+/// Ends the process quietly when standard output is a closed pipe (`tsimctl ... | head`), as
+/// command-line tools do, instead of panicking in `println!`.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    // SAFETY: sets a signal disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -77,6 +89,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         )));
     }
     let timeout = Duration::from_secs_f64(cli.timeout);
+    if let Command::Net(args) = &cli.command {
+        if args.offline() {
+            return commands::net::run_offline(args);
+        }
+    }
     let socket = socket_path(cli.socket.clone());
     let name = concat!("tsimctl/", env!("CARGO_PKG_VERSION"));
     let work = async {
@@ -91,6 +108,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Command::Status(args) => commands::status::run(&ctx, args).await,
             Command::Ns(args) => commands::ns::run(&ctx, args).await,
             Command::Batch(args) => commands::batch::run(&ctx, args).await,
+            Command::Net(args) => commands::net::run(&ctx, args).await,
         }
     };
     match tokio::time::timeout(timeout, work).await {

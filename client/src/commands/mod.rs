@@ -9,8 +9,10 @@ use tsim_protocol::{OpResult, WireError};
 use tsim_client::{Client, ClientError};
 
 pub mod batch;
+pub mod net;
 pub mod ns;
 pub mod ping;
+pub mod progress;
 pub mod status;
 
 /// What every command gets.

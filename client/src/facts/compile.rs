@@ -1,0 +1,527 @@
+//! The topology compiler: router facts in, a topology document out.
+//!
+//! * One router per facts file; interfaces are the facts' links, except `lo` and the
+//!   kernel's default tunnel devices, with names cut to 15 bytes.
+//! * One bridge per IPv4 subnet, named after the subnet (`br-0a010100-24` for
+//!   10.1.1.0/24), so adding a subnet never renames another bridge; no bridge for loopback.
+//!   An interface's veth hangs off the bridge of its first subnet; its end in the hidden
+//!   namespace is named from a hash of the router and the interface (`v` and 12 hex digits).
+//! * Routes: the main table from `routing_table` (legacy) or `routing_table_main`; the
+//!   kernel's own routes (`proto kernel`) are left out. Policy tables from
+//!   `routing_table_<id|name>`, their ids from the name, `rt_tables` or the section's
+//!   `COMMAND:` line; a connected route is added to a policy table for each gateway it uses,
+//!   as the kernel needs one. Policy routes and rules are marked as such and applied only on
+//!   request.
+//! * Sysctls: `ip_forward=1`; `arp_ignore=1` and `arp_announce=2` (a router answers ARP only
+//!   for addresses on the receiving interface, so routers sharing a bridge do not answer for
+//!   each other); `icmp_ratelimit=0` (probes through the network are answered every time).
+//! * Firewall payloads go through the transforms of [`super::firewall`].
+//!
+//! What cannot be used (an unresolvable table, a route through an unknown interface, a
+//! duplicate) is left out with a warning that names the file and line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+use tsim_protocol::net::{RouteProto, Scope, SysctlValue, TableId};
+use tsim_protocol::topology::{
+    AddrDef, BridgeDef, InterfaceDef, RouteDef, RouterDef, RuleDef, SysctlDef, Topology,
+};
+use tsim_protocol::{Cidr, IfName, NsName};
+
+use super::{FactsError, RouterFacts, firewall, iproute};
+
+/// Interfaces that are never part of the simulated network.
+const SKIPPED_INTERFACES: [&str; 10] = [
+    "lo", "tunl0", "sit0", "gre0", "gretap0", "erspan0", "ip6tnl0", "ip6gre0", "ip_vti0",
+    "ip6_vti0",
+];
+
+/// The sysctls every router gets.
+const ROUTER_SYSCTLS: [(&str, &str); 4] = [
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.arp_ignore", "1"),
+    ("net.ipv4.conf.all.arp_announce", "2"),
+    ("net.ipv4.icmp_ratelimit", "0"),
+];
+
+/// The compiled network and what was left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The topology document.
+    pub topology: Topology,
+    /// What was left out, with the file and line.
+    pub warnings: Vec<String>,
+}
+
+/// The bridge name for a subnet: `br-` and the network in hex, `-` and the prefix.
+pub fn bridge_name(subnet: &Cidr) -> IfName {
+    let name = match subnet.network().addr() {
+        IpAddr::V4(a) => format!("br-{:08x}-{}", u32::from(a), subnet.prefix()),
+        IpAddr::V6(a) => format!("br6{:012x}", fnv(&a.octets()) & 0xffff_ffff_ffff),
+    };
+    name.parse().expect("a valid interface name")
+}
+
+/// The name of an interface's veth end in the hidden namespace.
+pub fn hidden_end(router: &str, interface: &str) -> IfName {
+    let key = format!("{router}/{interface}");
+    format!("v{:012x}", fnv(key.as_bytes()) & 0xffff_ffff_ffff)
+        .parse()
+        .expect("a valid interface name")
+}
+
+/// FNV-1a, 64 bits: a small, stable hash for names.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Compiles routers' facts into a topology.
+pub fn compile(facts: &[RouterFacts]) -> Result<Plan, FactsError> {
+    let mut warnings = Vec::new();
+    let mut routers = Vec::new();
+    let mut bridges: BTreeMap<String, BridgeDef> = BTreeMap::new();
+    let mut hidden_ends: HashMap<IfName, String> = HashMap::new();
+    let mut sorted: Vec<&RouterFacts> = facts.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut seen = HashSet::new();
+    for rf in sorted {
+        let name: NsName = rf.name.parse().map_err(|e| {
+            FactsError::new(
+                &rf.source,
+                0,
+                format!("the router's name cannot be a namespace name: {e}"),
+            )
+        })?;
+        if !seen.insert(name.clone()) {
+            return Err(FactsError::new(
+                &rf.source,
+                0,
+                format!("router {name} is described twice"),
+            ));
+        }
+        for (line, why) in &rf.problems {
+            warnings.push(format!("{}:{line}: {why}; left out", rf.source.display()));
+        }
+        let router = compile_router(rf, name, &mut warnings)?;
+        for iface in &router.interfaces {
+            if let Some(other) = hidden_ends.insert(
+                iface.hidden_end.clone(),
+                format!("{}/{}", router.name, iface.name),
+            ) {
+                return Err(FactsError::new(
+                    &rf.source,
+                    0,
+                    format!(
+                        "the hidden names of {}/{} and {other} collide",
+                        router.name, iface.name
+                    ),
+                ));
+            }
+            if let (Some(bridge), Some(first)) = (&iface.bridge, iface.addrs.first()) {
+                bridges
+                    .entry(bridge.to_string())
+                    .or_insert_with(|| BridgeDef {
+                        name: bridge.clone(),
+                        subnet: first.addr.network(),
+                    });
+            }
+        }
+        routers.push(router);
+    }
+    Ok(Plan {
+        topology: Topology {
+            bridges: bridges.into_values().collect(),
+            routers,
+        },
+        warnings,
+    })
+}
+
+fn compile_router(
+    rf: &RouterFacts,
+    name: NsName,
+    warnings: &mut Vec<String>,
+) -> Result<RouterDef, FactsError> {
+    let src = rf.source.display().to_string();
+    let mut interfaces: Vec<InterfaceDef> = Vec::new();
+    for iface in &rf.interfaces {
+        if SKIPPED_INTERFACES.contains(&iface.name.as_str()) {
+            continue;
+        }
+        let cut: String = iface.name.chars().take(15).collect();
+        let ifname: IfName = cut.parse().map_err(|e| {
+            FactsError::new(
+                &rf.source,
+                iface.line,
+                format!("interface {:?}: {e}", iface.name),
+            )
+        })?;
+        if interfaces.iter().any(|i| i.name == ifname) {
+            return Err(FactsError::new(
+                &rf.source,
+                iface.line,
+                format!("interface {ifname} appears twice"),
+            ));
+        }
+        let addrs: Vec<AddrDef> = iface
+            .addrs
+            .iter()
+            .filter(|a| a.cidr.addr().is_ipv4())
+            .map(|a| AddrDef {
+                addr: a.cidr,
+                broadcast: a.broadcast.map(Into::into),
+                scope: a.scope.filter(|s| *s != Scope::Global),
+                secondary: a.secondary,
+            })
+            .collect();
+        let bridge = addrs
+            .iter()
+            .map(|a| a.addr)
+            .find(|c| !c.addr().is_loopback())
+            .map(|c| bridge_name(&c));
+        interfaces.push(InterfaceDef {
+            hidden_end: hidden_end(name.as_str(), ifname.as_str()),
+            name: ifname,
+            up: iface.up,
+            addrs,
+            bridge,
+        });
+    }
+
+    let known: HashSet<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+    let mut routes: Vec<RouteDef> = Vec::new();
+    let mut keys = HashSet::new();
+    let mut add_route = |route: RouteDef, line: usize, warnings: &mut Vec<String>| {
+        let key = (route.table, route.dst, route.tos, route.metric);
+        if keys.insert(key) {
+            routes.push(route);
+        } else {
+            warnings.push(format!(
+                "{src}:{line}: a second route to {} with the same TOS and metric; left out",
+                route.dst
+            ));
+        }
+    };
+    for (line, text) in &rf.main_routes {
+        if let Some(route) = route_line(text, *line, &known, &src, warnings) {
+            add_route(route, *line, warnings);
+        }
+    }
+
+    // Policy tables: ids from the section name, rt_tables, or the section's command line.
+    let mut table_ids: HashMap<String, TableId> = HashMap::new();
+    let mut broken: HashSet<String> = HashSet::new();
+    for (id, tname) in &rf.rt_tables {
+        if let Ok(t) = TableId::new(*id) {
+            table_ids.insert(tname.clone(), t);
+        }
+    }
+    for table in &rf.tables {
+        let id = table
+            .name
+            .parse::<u32>()
+            .ok()
+            .or_else(|| table_ids.get(&table.name).map(|t| t.id()))
+            .or(table.command_id)
+            .and_then(|id| TableId::new(id).ok());
+        let Some(id) = id else {
+            warnings.push(format!(
+                "{src}: table {:?} has no id (no rt_tables entry, no `table N` command); left out",
+                table.name
+            ));
+            continue;
+        };
+        table_ids.insert(table.name.clone(), id);
+        if table.broken {
+            broken.insert(table.name.clone());
+            warnings.push(format!(
+                "{src}: table {} could not be collected; it and its rules are left out",
+                table.name
+            ));
+            continue;
+        }
+        let mut connected = HashSet::new();
+        for (line, text) in &table.lines {
+            let Some(mut route) = route_line(text, *line, &known, &src, warnings) else {
+                continue;
+            };
+            route.table = Some(id);
+            route.policy = true;
+            // The kernel needs a route to the gateway in the same table.
+            if let (Some(via), Some(dev)) = (route.via, &route.dev) {
+                let iface = interfaces.iter().find(|i| &i.name == dev);
+                let own = iface.and_then(|i| i.addrs.iter().find(|a| a.addr.contains(via.0)));
+                if let Some(own) = own {
+                    if connected.insert(own.addr.network()) {
+                        let link = RouteDef {
+                            dst: own.addr.network(),
+                            table: Some(id),
+                            policy: true,
+                            kind: None,
+                            via: None,
+                            dev: Some(dev.clone()),
+                            src: Some(own.addr.addr().into()),
+                            metric: None,
+                            tos: None,
+                            scope: Some(Scope::Link),
+                            proto: Some(RouteProto::Kernel),
+                            onlink: false,
+                            nexthops: Vec::new(),
+                        };
+                        add_route(link, *line, warnings);
+                    }
+                }
+            }
+            add_route(route, *line, warnings);
+        }
+    }
+
+    let mut rules = Vec::new();
+    for (line, text) in &rf.rules {
+        if iproute::default_rule(text) {
+            continue;
+        }
+        let parsed = match iproute::rule(&iproute::clean(text)) {
+            Ok(p) => p,
+            Err(why) => {
+                warnings.push(format!(
+                    "{src}:{line}: rule {:?}: {why}; left out",
+                    text.trim()
+                ));
+                continue;
+            }
+        };
+        let mut rule: RuleDef = parsed.rule;
+        if let Some(tname) = parsed.table {
+            if broken.contains(&tname) {
+                continue;
+            }
+            let id = iproute::table_id(&tname).or_else(|| table_ids.get(&tname).copied());
+            let Some(id) = id else {
+                warnings.push(format!(
+                    "{src}:{line}: rule {:?} looks up table {tname:?}, which has no id; left out",
+                    text.trim()
+                ));
+                continue;
+            };
+            rule.table = Some(id);
+        }
+        rules.push(rule);
+    }
+
+    let sysctls = ROUTER_SYSCTLS
+        .iter()
+        .map(|(k, v)| SysctlDef {
+            key: k.parse().expect("a valid key"),
+            value: v.parse::<SysctlValue>().expect("a valid value"),
+        })
+        .collect();
+    Ok(RouterDef {
+        name,
+        interfaces,
+        routes,
+        rules,
+        sysctls,
+        ipset: rf.ipset.as_deref().and_then(firewall::ipset),
+        iptables: rf.iptables.as_deref().and_then(firewall::iptables),
+    })
+}
+
+/// One route line, or `None` (with a warning when it is not simply a kernel route).
+fn route_line(
+    text: &str,
+    line: usize,
+    known: &HashSet<&str>,
+    src: &str,
+    warnings: &mut Vec<String>,
+) -> Option<RouteDef> {
+    let cleaned = iproute::clean(text);
+    if cleaned.is_empty() || cleaned.contains("Error:") || cleaned.contains("Dump terminated") {
+        return None;
+    }
+    let parsed = match iproute::route(&cleaned) {
+        Ok(p) => p,
+        Err(why) => {
+            warnings.push(format!("{src}:{line}: route {cleaned:?}: {why}; left out"));
+            return None;
+        }
+    };
+    if parsed.kernel {
+        return None;
+    }
+    let route = parsed.route;
+    if route.dst.addr().is_ipv6() {
+        return None;
+    }
+    if route.dst.network() != route.dst {
+        warnings.push(format!(
+            "{src}:{line}: route {cleaned:?}: the destination has host bits set; left out"
+        ));
+        return None;
+    }
+    let devs = route
+        .dev
+        .iter()
+        .chain(route.nexthops.iter().filter_map(|h| h.dev.as_ref()));
+    for dev in devs {
+        if !known.contains(dev.as_str()) {
+            warnings.push(format!("{src}:{line}: route {cleaned:?} uses interface {dev}, which is not in the network; left out"));
+            return None;
+        }
+    }
+    Some(route)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn facts10() -> Vec<RouterFacts> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/facts10/raw");
+        super::super::load_dir(&dir).unwrap()
+    }
+
+    #[test]
+    fn the_ten_router_network() {
+        let plan = compile(&facts10()).unwrap();
+        let t = &plan.topology;
+        let names: Vec<&str> = t.routers.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "br-core", "br-gw", "br-wifi", "dc-core", "dc-gw", "dc-srv", "hq-core", "hq-dmz",
+                "hq-gw", "hq-lab"
+            ]
+        );
+        assert_eq!(t.bridges.len(), 18, "{:?}", t.bridges);
+        let veths: usize = t.routers.iter().map(|r| r.interfaces.len()).sum();
+        assert_eq!(veths, 27);
+        let main: usize = t
+            .routers
+            .iter()
+            .map(|r| r.routes.iter().filter(|r| !r.policy).count())
+            .sum();
+        assert_eq!(main, 83);
+        let per_router: Vec<usize> = t
+            .routers
+            .iter()
+            .map(|r| r.routes.iter().filter(|r| !r.policy).count())
+            .collect();
+        assert_eq!(per_router, [8, 8, 7, 9, 9, 7, 9, 9, 9, 8]);
+        assert!(t.routers.iter().all(|r| r.iptables.is_some()));
+        let hq_gw = t
+            .routers
+            .iter()
+            .find(|r| r.name.as_str() == "hq-gw")
+            .unwrap();
+        let rules = hq_gw
+            .iptables
+            .as_ref()
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("-A"))
+            .count();
+        assert_eq!(rules, 168);
+        assert!(
+            hq_gw
+                .ipset
+                .as_ref()
+                .unwrap()
+                .starts_with("create test_bitmap_ip bitmap:ip")
+        );
+        let eth1 = hq_gw
+            .interfaces
+            .iter()
+            .find(|i| i.name.as_str() == "eth1")
+            .unwrap();
+        assert_eq!(eth1.bridge.as_ref().unwrap().as_str(), "br-0a010100-24");
+        assert!(hq_gw.rules.len() >= 25, "{}", hq_gw.rules.len());
+        assert!(hq_gw.rules.iter().all(|r| r.table.is_some()));
+        let priority = TableId::new(100).unwrap();
+        assert!(
+            hq_gw
+                .routes
+                .iter()
+                .any(|r| r.policy && r.table == Some(priority))
+        );
+        // The 10.1.1.0/24 bridge joins hq-core and hq-gw.
+        let members: Vec<String> = t
+            .routers
+            .iter()
+            .flat_map(|r| {
+                r.interfaces
+                    .iter()
+                    .filter(|i| i.bridge.as_ref().map(|b| b.as_str()) == Some("br-0a010100-24"))
+                    .map(move |i| format!("{} {}", r.name, i.name))
+            })
+            .collect();
+        assert_eq!(members, ["hq-core eth0", "hq-gw eth1"]);
+    }
+
+    #[test]
+    fn json_facts_give_the_same_interfaces_and_known_routes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/facts10/json");
+        let from_json = compile(&super::super::load_dir(&dir).unwrap())
+            .unwrap()
+            .topology;
+        let from_raw = compile(&facts10()).unwrap().topology;
+        assert_eq!(from_json.bridges, from_raw.bridges);
+        for (j, r) in from_json.routers.iter().zip(&from_raw.routers) {
+            let names = |x: &RouterDef| {
+                x.interfaces
+                    .iter()
+                    .map(|i| i.name.to_string())
+                    .collect::<Vec<_>>()
+            };
+            let mut jn = names(j);
+            let mut rn = names(r);
+            jn.sort();
+            rn.sort();
+            assert_eq!(jn, rn, "{}", j.name);
+            let main = |x: &RouterDef| {
+                let mut v: Vec<String> = x
+                    .routes
+                    .iter()
+                    .filter(|r| !r.policy)
+                    .map(|r| r.dst.to_string())
+                    .collect();
+                v.sort();
+                v
+            };
+            // The JSON facts were collected apart and hold fewer routes for some routers.
+            let raw_main = main(r);
+            assert!(
+                main(j).iter().all(|d| raw_main.contains(d)),
+                "{}: {:?} vs {:?}",
+                j.name,
+                main(j),
+                raw_main
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_stable() {
+        assert_eq!(
+            bridge_name(&"10.1.1.0/24".parse().unwrap()).as_str(),
+            "br-0a010100-24"
+        );
+        assert_eq!(
+            bridge_name(&"255.255.255.255/32".parse().unwrap()).as_str(),
+            "br-ffffffff-32"
+        );
+        assert_eq!(hidden_end("hq-gw", "eth1"), hidden_end("hq-gw", "eth1"));
+        assert_ne!(hidden_end("hq-gw", "eth1"), hidden_end("hq-gw", "eth2"));
+        assert_eq!(hidden_end("hq-gw", "eth1").as_str().len(), 13);
+    }
+
+    #[test]
+    fn compiling_twice_gives_the_same_document() {
+        assert_eq!(compile(&facts10()).unwrap(), compile(&facts10()).unwrap());
+    }
+}
