@@ -2,9 +2,10 @@
 # The main job: build, start the helper on a private socket, use it, and tear everything
 # down again. Needs root (the helper creates network namespaces).
 #
-# Until the network issues land it shows the foundation: handshake and round trips,
-# namespaces visible to `ip netns list`, an atomic batch that fails and leaves nothing
-# behind, status with per-operation latencies, and a clean shutdown.
+# It shows: handshake and round trips; namespaces visible to `ip netns list`; an atomic batch
+# that fails and leaves nothing behind; the bundled example network (examples/facts) built
+# from facts, verified against them, probed from inside (ping, traceroute) and torn down;
+# status with per-operation latencies; a clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -41,6 +42,18 @@ printf '\n$ tsimctl batch --atomic %s   # fails at op 1; r3 is rolled back\n' "$
 show "$bin/tsimctl" ns list
 show "$bin/tsimctl" ns del "${prefix}r1"
 show "$bin/tsimctl" ns del "${prefix}r2"
+
+# The example network, its routers' namespaces prefixed so that nothing else is touched.
+facts=examples/facts
+show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"
+show "$bin/tsimctl" net verify --facts "$facts" --prefix "$prefix"
+show "$bin/tsimctl" net status
+show "$bin/tsimctl" net status "${prefix}edge"
+# Probes from inside the namespaces (the helper's own probes come with the probe commands).
+show ip netns exec "${prefix}lab" ping -c 3 -i 0.2 -I 10.0.3.1 192.0.2.1
+show ip netns exec "${prefix}lab" traceroute -I -n -q 1 -w 1 -s 10.0.3.1 192.0.2.1
+show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"   # the same facts: nothing to do
+show "$bin/tsimctl" net teardown
 show "$bin/tsimctl" status
 kill -TERM "$helper_pid"; wait "$helper_pid"; helper_pid=
 printf '\nhelper stopped cleanly; namespaces left: %s\n' "$(ip netns list | grep -c "^$prefix" || true)"

@@ -48,18 +48,7 @@ enum Command {
     Net(commands::net::Args),
 }
 
-/// Ends the process quietly when standard output is a closed pipe (`tsimctl ... | head`), as
-/// command-line tools do, instead of panicking in `println!`.
-#[allow(unsafe_code)]
-fn default_sigpipe() {
-    // SAFETY: sets a signal disposition to its default, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
-    default_sigpipe();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

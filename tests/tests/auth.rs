@@ -186,3 +186,53 @@ fn the_helper_keeps_exactly_four_capabilities() {
         );
     }
 }
+
+#[test]
+fn only_root_and_admins_apply_or_tear_down_the_network() {
+    require_priv!();
+    let (group, admins) = (test_gid(2), test_gid(3));
+    let helper = TestHelper::start_with(HelperOptions {
+        args: vec!["--admin-group".into(), admins.to_string()],
+        group: group.to_string(),
+    });
+    let router = helper.ns("r1");
+    let topology = serde_json::json!({
+        "bridges": [{"name": "br-0a090000-24", "subnet": "10.9.0.0/24"}],
+        "routers": [{"name": router, "interfaces": [{"name": "eth0", "up": true,
+            "addrs": [{"addr": "10.9.0.1/24"}], "bridge": "br-0a090000-24",
+            "hidden_end": "vauth1"}]}]
+    });
+    let file = helper.dir.path().join("topology.json");
+    std::fs::write(&file, topology.to_string()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let file = file.to_str().unwrap();
+    let ours = || {
+        ip_netns_list()
+            .into_iter()
+            .filter(|n| n.starts_with(&helper.prefix))
+            .count()
+    };
+
+    // A plain member may not build the network.
+    let out = tsimctl_as_nobody(&helper, &[group], &["net", "setup", "--topology", file]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    assert_eq!(ours(), 0);
+
+    // Root may; a member may then read it, but not tear it down.
+    let out = helper.tsimctl(&["net", "setup", "--topology", file]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(ours(), 2);
+    let out = tsimctl_as_nobody(&helper, &[group], &["net", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&router), "{}", text(&out));
+    let out = tsimctl_as_nobody(&helper, &[group], &["net", "teardown"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    assert_eq!(ours(), 2);
+
+    // A member of the admin group may.
+    let out = tsimctl_as_nobody(&helper, &[group, admins], &["net", "teardown"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(ours(), 0);
+}

@@ -56,9 +56,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
         print_json(&serde_json::json!({ "results": results }));
     } else {
         for (i, result) in results.iter().enumerate() {
-            println!("{i}: {}", describe(result));
+            out!("{i}: {}", describe(result));
         }
-        println!(
+        out!(
             "{} operation{} done",
             results.len(),
             if results.len() == 1 { "" } else { "s" }

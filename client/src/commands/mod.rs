@@ -8,6 +8,17 @@ use tsim_protocol::{OpResult, WireError};
 
 use tsim_client::{Client, ClientError};
 
+/// `println!` on standard output that ends the process quietly (status 0) when the output is
+/// a pipe its reader closed (`tsimctl ... | head`), instead of panicking.
+macro_rules! out {
+    () => {
+        $crate::commands::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::commands::write_line(format_args!($($arg)*))
+    };
+}
+
 pub mod batch;
 pub mod net;
 pub mod ns;
@@ -79,10 +90,26 @@ pub fn crate_error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// Writes one line on standard output; see [`out!`].
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(args)
+        .and_then(|()| stdout.write_all(b"\n"));
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("tsimctl: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints `value` as one pretty JSON document on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => out!("{text}"),
         Err(e) => eprintln!("tsimctl: cannot format the output as JSON: {e}"),
     }
 }

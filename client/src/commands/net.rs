@@ -116,7 +116,7 @@ impl Source {
                 let routers = facts::load_dir(dir).map_err(|e| CliError::Usage(e.to_string()))?;
                 if routers.is_empty() {
                     return Err(CliError::Usage(format!(
-                        "{}: no router facts (*_facts.txt or *.json) in it",
+                        "{}: no router facts in it (expected <router>_facts.txt or <router>.json files)",
                         dir.display()
                     )));
                 }
@@ -239,7 +239,7 @@ fn print_applied(a: &NetApplied, secs: f64) {
             plural(a.warnings.len(), "item")
         ));
     }
-    println!("{line}");
+    out!("{line}");
 }
 
 fn unexpected(result: Option<OpResult>) -> CliError {
@@ -326,7 +326,7 @@ fn print_reports(reports: &[RouterReport], policy_tables: bool) {
     for k in kinds {
         header.push_str(&format!("  {:>12}", k.as_str().to_uppercase()));
     }
-    println!("{header}  RESULT");
+    out!("{header}  RESULT");
     for r in reports {
         let mut line = format!("{:<width$}", r.router.as_str());
         if r.differences(Kind::Router) > 0 {
@@ -334,7 +334,7 @@ fn print_reports(reports: &[RouterReport], policy_tables: bool) {
                 Problem::Unexpected => "not in the facts",
                 _ => "missing",
             };
-            println!("{line}  router {what}");
+            out!("{line}  router {what}");
             continue;
         }
         for k in kinds {
@@ -348,7 +348,7 @@ fn print_reports(reports: &[RouterReport], policy_tables: bool) {
             line.push_str(&format!("  {cell:>12}"));
         }
         line.push_str(if r.is_clean() { "  ok" } else { "  DIFFERS" });
-        println!("{line}");
+        out!("{line}");
     }
     let mut any = false;
     for r in reports {
@@ -360,10 +360,10 @@ fn print_reports(reports: &[RouterReport], policy_tables: bool) {
                 Problem::Skipped { why } => format!("skipped (refused at setup: {why})"),
             };
             if !any {
-                println!();
+                out!();
                 any = true;
             }
-            println!("{} {} {}: {what}", r.router, f.kind.as_str(), f.item);
+            out!("{} {} {}: {what}", r.router, f.kind.as_str(), f.item);
         }
     }
     let skipped: usize = reports
@@ -376,15 +376,21 @@ fn print_reports(reports: &[RouterReport], policy_tables: bool) {
     } else {
         "main table only"
     };
-    println!();
+    out!();
     if differing == 0 {
-        println!(
-            "verify: {} match the facts ({tables}; {} skipped as refused by the kernel at setup)",
+        let skipped = match skipped {
+            0 => String::new(),
+            n => format!(
+                "; {} skipped as refused by the kernel at setup",
+                plural(n, "item")
+            ),
+        };
+        out!(
+            "verify: {} match the facts ({tables}{skipped})",
             plural(reports.len(), "router"),
-            plural(skipped, "item")
         );
     } else {
-        println!(
+        out!(
             "verify: {} of {} differ ({tables}); \"N!\" counts differences, \"Ns\" items skipped",
             differing,
             plural(reports.len(), "router")
@@ -398,7 +404,7 @@ async fn status(ctx: &Ctx, args: &StatusArgs) -> Result<(), CliError> {
         if ctx.json {
             print_json(&serde_json::json!({ "applied": false, "routers": [] }));
         } else {
-            println!("no network applied");
+            out!("no network applied");
         }
         return Ok(());
     };
@@ -451,14 +457,21 @@ fn print_summary(statuses: &[RouterStatus], warnings: &usize) {
         .max()
         .unwrap_or(6)
         .max(6);
-    println!(
+    out!(
         "{:<width$}  {:>6}  {:>5}  {:>6}  {:>5}  {:>9}  {:>12}  {:>6}",
-        "ROUTER", "IFACES", "ADDRS", "ROUTES", "RULES", "IPT-RULES", "IPT-PACKETS", "IPSETS"
+        "ROUTER",
+        "IFACES",
+        "ADDRS",
+        "ROUTES",
+        "RULES",
+        "IPT-RULES",
+        "IPT-PACKETS",
+        "IPSETS"
     );
     for s in statuses {
         let up = s.interfaces.iter().filter(|i| i.up).count();
         let addrs: usize = s.interfaces.iter().map(|i| i.addrs.len()).sum();
-        println!(
+        out!(
             "{:<width$}  {:>6}  {:>5}  {:>6}  {:>5}  {:>9}  {:>12}  {:>6}",
             s.router.as_str(),
             format!("{up}/{}", s.interfaces.len()),
@@ -471,7 +484,7 @@ fn print_summary(statuses: &[RouterStatus], warnings: &usize) {
         );
     }
     if *warnings > 0 {
-        println!(
+        out!(
             "\n{} left out at setup (see `tsimctl --json net status`)",
             plural(*warnings, "item")
         );
@@ -479,45 +492,47 @@ fn print_summary(statuses: &[RouterStatus], warnings: &usize) {
 }
 
 fn print_router(s: &RouterStatus) {
-    println!("router {}", s.router);
-    println!("  interfaces:");
+    out!("router {}", s.router);
+    out!("  interfaces:");
     for i in &s.interfaces {
-        println!(
+        out!(
             "    {:<16} {:<5} {}",
             i.name,
             if i.up { "up" } else { "down" },
             i.addrs.join(" ")
         );
     }
-    println!("  routes:");
+    out!("  routes:");
     for r in &s.routes {
-        println!("    {r}");
+        out!("    {r}");
     }
     if !s.rules.is_empty() {
-        println!("  rules:");
+        out!("  rules:");
         for r in &s.rules {
-            println!("    {r}");
+            out!("    {r}");
         }
     }
     for t in &s.iptables {
-        println!("  iptables {}:", t.name);
+        out!("  iptables {}:", t.name);
         for c in &t.chains {
             match &c.policy {
-                Some(p) => println!(
+                Some(p) => out!(
                     "    chain {} (policy {p}, {} packets, {} bytes)",
-                    c.name, c.packets, c.bytes
+                    c.name,
+                    c.packets,
+                    c.bytes
                 ),
-                None => println!("    chain {}", c.name),
+                None => out!("    chain {}", c.name),
             }
             for r in &c.rules {
-                println!("      {:>8} {:>10}  {}", r.packets, r.bytes, r.spec);
+                out!("      {:>8} {:>10}  {}", r.packets, r.bytes, r.spec);
             }
         }
     }
     if !s.ipsets.is_empty() {
-        println!("  ipsets:");
+        out!("  ipsets:");
         for set in &s.ipsets {
-            println!(
+            out!(
                 "    {} {} ({})",
                 set.name,
                 set.kind,
@@ -536,9 +551,9 @@ async fn teardown(ctx: &Ctx) -> Result<(), CliError> {
     if ctx.json {
         print_json(&done);
     } else if done.namespaces == 0 {
-        println!("no network to tear down");
+        out!("no network to tear down");
     } else {
-        println!(
+        out!(
             "network torn down in {:.2} s: {} removed",
             started.elapsed().as_secs_f64(),
             plural(done.namespaces as usize, "namespace")

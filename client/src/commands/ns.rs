@@ -40,7 +40,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             if ctx.json {
                 print_json(&serde_json::json!({ "created": name }));
             } else {
-                println!("created namespace {name}");
+                out!("created namespace {name}");
             }
         }
         Command::Del { name } => {
@@ -48,7 +48,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             if ctx.json {
                 print_json(&serde_json::json!({ "deleted": name }));
             } else {
-                println!("deleted namespace {name}");
+                out!("deleted namespace {name}");
             }
         }
         Command::List => {
@@ -56,7 +56,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             if ctx.json {
                 print_json(&list);
             } else if list.is_empty() {
-                println!("no namespaces");
+                out!("no namespaces");
             } else {
                 let width = list
                     .iter()
@@ -64,10 +64,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
                     .max()
                     .unwrap_or(4)
                     .max(4);
-                println!("{:<width$}  {:>9}  {:<20}  TAG", "NAME", "OWNER", "CREATED");
+                out!("{:<width$}  {:>9}  {:<20}  TAG", "NAME", "OWNER", "CREATED");
                 for ns in &list {
                     let tag = ns.tag.as_ref().map_or("-", |t| t.as_str());
-                    println!(
+                    out!(
                         "{:<width$}  {:>9}  {:<20}  {tag}",
                         ns.name.as_str(),
                         ns.owner_uid,

@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
     if ctx.json {
         print_json(&report);
     } else {
-        println!(
+        out!(
             "pong from tsim-helper {} (protocol {}) on {}: {} round trip{}, min {} µs, median {} µs, p99 {} µs",
             report.helper_version,
             welcome.protocol,

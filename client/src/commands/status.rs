@@ -13,31 +13,47 @@ pub async fn run(ctx: &Ctx, _args: &Args) -> Result<(), CliError> {
         print_json(&s);
         return Ok(());
     }
-    println!(
+    out!(
         "tsim-helper {} (protocol {}), pid {}, up {}",
         s.helper_version,
         s.protocol,
         s.pid,
         duration(s.uptime_ms)
     );
-    println!(
+    out!(
         "state directory {}, hidden namespace {}",
-        s.state_dir, s.hidden_ns
+        s.state_dir,
+        s.hidden_ns
     );
-    println!(
+    out!(
         "namespaces {}, connections {}, requests in flight {}, answered {}",
-        s.namespaces, s.connections, s.in_flight, s.requests
+        s.namespaces,
+        s.connections,
+        s.in_flight,
+        s.requests
     );
     if !s.ops.is_empty() {
-        println!();
-        println!(
+        out!();
+        out!(
             "{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
-            "operation", "count", "errors", "p50 µs", "p90 µs", "p99 µs", "max µs"
+            "operation",
+            "count",
+            "errors",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "max µs"
         );
         for op in &s.ops {
-            println!(
+            out!(
                 "{:<16} {:>9} {:>7} {:>9} {:>9} {:>9} {:>9}",
-                op.op, op.count, op.errors, op.p50_us, op.p90_us, op.p99_us, op.max_us
+                op.op,
+                op.count,
+                op.errors,
+                op.p50_us,
+                op.p90_us,
+                op.p99_us,
+                op.max_us
             );
         }
     }

@@ -15,6 +15,8 @@
 //! A route, rule, set or firewall line the kernel refuses is a warning naming the router and
 //! the item, not a failure.
 
+use std::time::{Duration, Instant};
+
 use futures::StreamExt;
 use tsim_protocol::ops::{
     LinkAddBridge, LinkAddVeth, LinkDelete, LinkSet, NetApplied, NetApply, NetWarning, NsCreate,
@@ -216,6 +218,37 @@ async fn add_router(
             txn,
         )
         .await?;
+    }
+    Ok(())
+}
+
+/// How long the kernel may take to free the links of deleted namespaces.
+const CLEANUP_LIMIT: Duration = Duration::from_secs(5);
+
+/// Waits until the links `names` are gone from the hidden namespace. The kernel frees the
+/// veths of a deleted namespace in the background, usually within milliseconds of the
+/// deletion's commit; until it has, their hidden ends keep their names, and a router removed
+/// by one apply and added again by the next could not reuse them.
+async fn wait_until_gone(
+    ctx: &OpCtx<'_>,
+    hidden: &NsName,
+    names: &[IfName],
+) -> Result<(), HelperError> {
+    let h = ctx.ns(hidden).await?;
+    let deadline = Instant::now() + CLEANUP_LIMIT;
+    for name in names {
+        let mut pause = Duration::from_micros(200);
+        while h.nl.link_index(name.as_str()).await.is_ok() {
+            if Instant::now() > deadline {
+                return Err(HelperError::AlreadyExists(format!(
+                    "Interface {name} exists in namespace {hidden} (not freed {} s after its \
+                     router was deleted)",
+                    CLEANUP_LIMIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
     Ok(())
 }
@@ -492,6 +525,21 @@ pub(super) async fn handle(
             )
             .await?;
         }
+    }
+    if hidden_there {
+        // Hidden ends of routers removed by an earlier apply may still be on their way out.
+        let ends: Vec<IfName> = d
+            .add_routers
+            .iter()
+            .flat_map(|r| &r.interfaces)
+            .chain(
+                d.change_routers
+                    .iter()
+                    .flat_map(|c| c.add_interfaces.iter().copied()),
+            )
+            .map(|i| i.hidden_end.clone())
+            .collect();
+        wait_until_gone(ctx, &hidden, &ends).await?;
     }
     for router in &d.add_routers {
         add_router(&mut run, router, &hidden, txn).await?;
