@@ -16,6 +16,8 @@ use tsim_protocol::NsName;
 use tsim_protocol::ops::{NsCreate, NsDelete};
 use tsim_protocol::{Op, OpResult};
 
+mod net;
+
 /// Benchmarks of tsim-helper, each beside its baseline measured in the same run.
 #[derive(Debug, Parser)]
 #[command(name = "tsim-bench", max_term_width = 100)]
@@ -38,7 +40,16 @@ struct Args {
     /// Host counts for the host-sized batch benchmark.
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     hosts: Vec<usize>,
-    /// Only these benchmarks (rtt, namespaces, hosts) [default: all].
+    /// Rounds of `net setup` and `net teardown` per network.
+    #[arg(long, default_value_t = 5)]
+    net_rounds: usize,
+    /// The 10-router facts [default: tests/data/facts10/raw of this repo].
+    #[arg(long, value_name = "DIR")]
+    facts: Option<PathBuf>,
+    /// Routers of the synthetic network (each with 10 interfaces and 10 routes).
+    #[arg(long, default_value_t = 100)]
+    synthetic: usize,
+    /// Only these benchmarks (rtt, namespaces, hosts, net) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
@@ -93,6 +104,8 @@ fn start_helper(binary: &Path) -> anyhow::Result<Helper> {
         .arg("--state-dir")
         .arg(dir.join("state"))
         .args(["--group", "0", "--log", "text"])
+        .arg("--hidden-ns")
+        .arg(format!("bh{:x}-hidden", std::process::id()))
         .env("TSIM_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -347,9 +360,43 @@ fn script_us(
         .collect()
 }
 
-/// Waits (up to two minutes) until the machine is idle, so that the kernel's background work
-/// from one phase (freeing deleted namespaces takes seconds) does not slow the next one.
+/// Waits until the kernel has freed every namespace deleted so far. It frees them in the
+/// background, in order, and slowly (DESIGN.md: 10-20 a second), holding locks that slow
+/// everything else that touches namespaces or links meanwhile, while the CPU looks idle. So
+/// delete a canary namespace now, with a veth whose peer lives in a second namespace: when
+/// the peer is gone, the canary, and so everything deleted before it, has been freed.
+fn wait_for_netns_cleanup() {
+    let canary = format!("bc{:x}-a", std::process::id());
+    let witness = format!("bc{:x}-b", std::process::id());
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let made = ip(&["netns", "add", &canary])
+        && ip(&["netns", "add", &witness])
+        && ip(&[
+            "-n", &canary, "link", "add", "c0", "type", "veth", "peer", "name", "c1", "netns",
+            &witness,
+        ])
+        && ip(&["netns", "del", &canary]);
+    if made {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while ip(&["-n", &witness, "link", "show", "c1"]) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    ip(&["netns", "del", &canary]);
+    ip(&["netns", "del", &witness]);
+}
+
+/// Waits (up to two minutes) until the kernel has freed the namespaces of earlier phases and
+/// the machine is idle, so that one phase's background work does not slow the next.
 fn settle() {
+    wait_for_netns_cleanup();
     fn busy_idle() -> Option<(u64, u64)> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
         let cpu: Vec<u64> = stat
@@ -491,6 +538,42 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "| teardown of those {n} hosts and the hidden namespace, one request | {} | | |",
                 ms(teardown)
+            );
+        }
+    }
+    if wants("net") {
+        let tsimctl = binary.with_file_name("tsimctl");
+        let facts = match &args.facts {
+            Some(d) => d.clone(),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/facts10/raw"),
+        };
+        settle();
+        let helper = start_helper(&binary)?;
+        let topology = net::synthetic("", args.synthetic, 5, 10);
+        let file = helper.dir.join("synthetic.json");
+        std::fs::write(&file, serde_json::to_vec(&topology)?)?;
+        let networks = [
+            ("the 10-router facts", net::Source::Facts(facts)),
+            ("a synthetic network", net::Source::Topology(file)),
+        ];
+        for (label, source) in &networks {
+            let r = net::measure(&tsimctl, &helper.socket, source, args.net_rounds, &settle)?;
+            let size = format!(
+                "{} routers, {} interfaces, {} main-table routes",
+                r.routers, r.interfaces, r.routes
+            );
+            println!(
+                "| `tsimctl net setup` of {label} ({size}), end to end, median of {} (target ≤ 0.3 s for the 10 routers) | {} | one process per step, serially: {} | {} |",
+                r.setup.len(),
+                ms(r.setup_median()),
+                ms(r.old_setup),
+                ratio(r.old_setup, r.setup_median())
+            );
+            println!(
+                "| `tsimctl net teardown` of the same, end to end (target ≤ 0.2 s for the 10 routers) | {} | `ip netns del` per namespace: {} | {} |",
+                ms(r.teardown_median()),
+                ms(r.old_teardown),
+                ratio(r.old_teardown, r.teardown_median())
             );
         }
     }

@@ -173,7 +173,7 @@ impl Progress {
     }
 
     /// Reports `done` of `total` steps, now at `stage`; skipped if the last event was less
-    /// than [`Progress::INTERVAL`] ago, unless `force`.
+    /// than 50 ms ago, unless `force`.
     pub async fn report(&self, done: usize, total: usize, stage: &str, force: bool) {
         {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());

@@ -654,6 +654,28 @@ fn bad_input_is_refused_with_clear_errors() {
         "nothing may be created"
     );
 
+    // A firewall payload whose table header the tool refuses: nothing can be left out of
+    // it, so the whole apply fails, and the routers made before it go again.
+    let bad_firewall = serde_json::json!({"bridges": [], "routers": [
+        {"name": helper.ns("r1"), "interfaces": []},
+        {"name": helper.ns("r2"), "interfaces": [], "iptables": "*nosuchtable\n:X ACCEPT [0:0]\nCOMMIT\n"}
+    ]});
+    let file = dir.join("bad_firewall.json");
+    std::fs::write(&file, bad_firewall.to_string()).unwrap();
+    let file = file.display().to_string();
+    let out = ctl(&helper, &["net", "setup", "--topology", &file], 1);
+    let shown = text(&out);
+    assert!(
+        shown.contains("invalid_argument") && shown.contains("nosuchtable"),
+        "{shown}"
+    );
+    assert!(
+        !ip_netns_list()
+            .iter()
+            .any(|n| n.starts_with(&helper.prefix)),
+        "a failed apply leaves nothing"
+    );
+
     // Facts problems are usage errors that name the file and line.
     let empty = dir.join("empty");
     std::fs::create_dir(&empty).unwrap();

@@ -386,6 +386,71 @@ mod tests {
         super::super::load_dir(&dir).unwrap()
     }
 
+    /// One router in the current collector's spelling: `routing_table_main`, `rt_tables`,
+    /// `routing_table_<id>` with its `COMMAND:` line, plus a section nobody knows.
+    #[test]
+    fn the_current_collectors_sections() {
+        let section = |name: &str, command: &str, body: &str| {
+            format!(
+                "=== TSIM_SECTION_START:{name} ===\nCOMMAND: {command}\n---\n{body}\nEXIT_CODE: 0\n=== TSIM_SECTION_END:{name} ===\n"
+            )
+        };
+        let text = [
+            "# Hostname: r9\n".to_owned(),
+            section(
+                "routing_table_main",
+                "ip route show table main",
+                "default via 10.0.0.254 dev eth0 proto static\n10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.1",
+            ),
+            section("rt_tables", "cat /etc/iproute2/rt_tables", "255 local\n254 main\n100 uplink\n# 7 commented"),
+            section(
+                "routing_table_uplink",
+                "ip route show table uplink",
+                "default via 10.0.0.253 dev eth0",
+            ),
+            section("routing_table_200", "ip route show table 200", "10.9.0.0/16 via 10.0.0.252 dev eth0"),
+            section(
+                "policy_rules",
+                "ip rule show",
+                "0:\tfrom all lookup local\n10:\tfrom 10.0.0.0/24 lookup uplink\n20:\tfwmark 0x2 lookup 200\n32766:\tfrom all lookup main",
+            ),
+            section("something_new", "whatever", "ignored"),
+            section(
+                "interfaces",
+                "ip addr show",
+                "2: eth0: <BROADCAST,UP,LOWER_UP> mtu 1500 state UP\n    inet 10.0.0.1/24 brd 10.0.0.255 scope global eth0",
+            ),
+        ]
+        .concat();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r9_facts.txt"), text).unwrap();
+        let facts = super::super::load_dir(dir.path()).unwrap();
+        let plan = compile(&facts).unwrap();
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        let r = &plan.topology.routers[0];
+        assert_eq!(r.interfaces.len(), 1);
+        let shown: Vec<String> = r.routes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "0.0.0.0/0 via 10.0.0.254 dev eth0 proto static",
+                "10.0.0.0/24 dev eth0 table 100 proto kernel scope link src 10.0.0.1",
+                "0.0.0.0/0 via 10.0.0.253 dev eth0 table 100",
+                "10.0.0.0/24 dev eth0 table 200 proto kernel scope link src 10.0.0.1",
+                "10.9.0.0/16 via 10.0.0.252 dev eth0 table 200",
+            ]
+        );
+        assert!(r.routes[1..].iter().all(|r| r.policy) && !r.routes[0].policy);
+        let rules: Vec<String> = r.rules.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            rules,
+            [
+                "pref 10 from 10.0.0.0/24 lookup 100",
+                "pref 20 from all fwmark 0x2 lookup 200"
+            ]
+        );
+    }
+
     #[test]
     fn the_ten_router_network() {
         let plan = compile(&facts10()).unwrap();

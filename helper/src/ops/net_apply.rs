@@ -36,7 +36,7 @@ use crate::tools::Tool;
 use crate::undo::Undo;
 
 /// Routers whose firewalls are restored at the same time.
-const FIREWALL_PARALLELISM: usize = 4;
+const FIREWALL_PARALLELISM: usize = 16;
 
 /// Runs operations for the apply, counting progress and collecting warnings.
 struct Runner<'c, 'a> {
@@ -154,7 +154,7 @@ async fn add_interface(
     Ok(())
 }
 
-/// Builds a router that does not exist yet.
+/// Fills a router whose namespace was just created.
 async fn add_router(
     run: &mut Runner<'_, '_>,
     router: &RouterDef,
@@ -162,16 +162,6 @@ async fn add_router(
     txn: &mut Txn,
 ) -> Result<(), HelperError> {
     let name = &router.name;
-    run.op(
-        "routers",
-        Op::NsCreate(NsCreate {
-            name: name.clone(),
-            tag: None,
-            ipv6: Some(false),
-        }),
-        txn,
-    )
-    .await?;
     for iface in &router.interfaces {
         add_interface(run, name, iface, hidden, txn).await?;
     }
@@ -542,13 +532,17 @@ pub(super) async fn handle(
         wait_until_gone(ctx, &hidden, &ends).await?;
     }
     for router in &d.add_routers {
-        add_router(&mut run, router, &hidden, txn).await?;
-    }
-    for change in &d.change_routers {
-        change_router(&mut run, change, &hidden, txn).await?;
+        let create = NsCreate {
+            name: router.name.clone(),
+            tag: None,
+            ipv6: Some(false),
+        };
+        run.op("routers", Op::NsCreate(create), txn).await?;
     }
 
-    // Firewalls, several routers at once; each job's undo data is recorded after it ends.
+    // Firewalls, several routers at once, while the links, addresses and routes are made
+    // (an iptables-restore mostly waits for the kernel); each job's undo data is recorded
+    // after it ends.
     let mut jobs = Vec::new();
     let fresh = d.add_routers.iter().map(|r| (*r, true));
     let changed = d
@@ -570,14 +564,22 @@ pub(super) async fn handle(
             iptables: router.iptables.clone(),
         });
     }
-    let results: Vec<Result<FirewallDone, HelperError>> =
-        futures::stream::iter(jobs.into_iter().map(|job| firewall_job(ctx, job)))
-            .buffer_unordered(FIREWALL_PARALLELISM)
-            .collect()
-            .await;
-    let mut first_error = None;
+    let firewalls = futures::stream::iter(jobs.into_iter().map(|job| firewall_job(ctx, job)))
+        .buffer_unordered(FIREWALL_PARALLELISM)
+        .collect::<Vec<Result<FirewallDone, HelperError>>>();
+    let build = async {
+        for router in &d.add_routers {
+            add_router(&mut run, router, &hidden, txn).await?;
+        }
+        for change in &d.change_routers {
+            change_router(&mut run, change, &hidden, txn).await?;
+        }
+        Ok::<(), HelperError>(())
+    };
+    let (built, results) = tokio::join!(build, firewalls);
+    let mut first_error = built.err();
+    let finished = results.len();
     for result in results {
-        run.step("firewall").await?;
         match result {
             Ok(done) => {
                 for (what, undo) in done.undo {
@@ -596,6 +598,9 @@ pub(super) async fn handle(
     }
     if let Some(e) = first_error {
         return Err(e);
+    }
+    for _ in 0..finished {
+        run.step("firewall").await?;
     }
 
     // Removals last.
