@@ -442,7 +442,7 @@ async fn status(ctx: &Ctx, args: &StatusArgs) -> Result<(), CliError> {
             print_router(s);
         }
     } else {
-        print_summary(&statuses, &record.warnings.len());
+        print_summary(&statuses, record.warnings.len());
     }
     for name in &missing {
         eprintln!("tsimctl: warning: router {name} is gone (its namespace was deleted)");
@@ -450,7 +450,7 @@ async fn status(ctx: &Ctx, args: &StatusArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn print_summary(statuses: &[RouterStatus], warnings: &usize) {
+fn print_summary(statuses: &[RouterStatus], warnings: usize) {
     let width = statuses
         .iter()
         .map(|s| s.router.as_str().len())
@@ -483,10 +483,10 @@ fn print_summary(statuses: &[RouterStatus], warnings: &usize) {
             s.ipsets.len()
         );
     }
-    if *warnings > 0 {
+    if warnings > 0 {
         out!(
             "\n{} left out at setup (see `tsimctl --json net status`)",
-            plural(*warnings, "item")
+            plural(warnings, "item")
         );
     }
 }
