@@ -11,10 +11,12 @@
 use serde::{Deserialize, Serialize};
 
 mod basic;
+mod host;
 mod net;
 mod netdef;
 
 pub use basic::*;
+pub use host::*;
 pub use net::*;
 pub use netdef::*;
 
@@ -137,4 +139,12 @@ define_ops! {
     NetShow(NetShow) -> NetShown, "net_show", false;
     /// Remove the network and everything on it.
     NetTeardown(NetTeardown) -> NetTornDown, "net_teardown", true;
+    /// Add a test host to the simulated network.
+    HostAdd(HostAdd) -> HostAdded, "host_add", true;
+    /// Delete a host.
+    HostDelete(HostDelete) -> Done, "host_delete", true;
+    /// List the hosts.
+    HostList(HostList) -> Hosts, "host_list", false;
+    /// Delete the hosts matching a tag or owner.
+    HostClean(HostClean) -> HostsCleaned, "host_clean", true;
 }

@@ -70,6 +70,9 @@ pub struct NetApplied {
     pub bridges_removed: u32,
     /// What was left out, per router.
     pub warnings: Vec<NetWarning>,
+    /// Hosts deleted because their router, its interface or their bridge went.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts_removed: Vec<NsName>,
 }
 
 /// Result of `net_show`.
@@ -95,6 +98,9 @@ pub struct NetShown {
 /// Since protocol 1.1.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetTornDown {
-    /// Namespaces removed (routers, the hidden namespace, hosts).
+    /// Namespaces removed (routers, the hidden namespace, hosts, pooled namespaces).
     pub namespaces: u32,
+    /// Of those, the hosts.
+    #[serde(default)]
+    pub hosts: u32,
 }

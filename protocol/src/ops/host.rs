@@ -1,0 +1,138 @@
+//! Arguments and results of the host operations: test hosts attached to the simulated
+//! network (`host_add`, `host_delete`, `host_list`, `host_clean`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Cidr, IfName, NsName, Tag};
+use crate::net::Ip;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Arguments of `host_add`: a namespace with `lo`, and `eth0` on the bridge of the router
+/// interface facing the host's subnet, the address, and a default route via the router.
+///
+/// A host's identity is its name, address and router: the same three again is a success
+/// (`reused`); the same name with another address or router is a `conflict`.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAdd {
+    /// The host's name (its namespace).
+    pub name: NsName,
+    /// Its primary address, with the prefix of its subnet (at most /30, not the network's
+    /// or the broadcast address).
+    pub ip: Cidr,
+    /// The router it hangs off (a router of the applied network).
+    pub router: NsName,
+    /// The router's interface facing the host; by default the one with an address in the
+    /// host's subnet, or else the one the router routes the host's address through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_if: Option<IfName>,
+    /// More addresses, reachable from inside the host only (on dummy interfaces, or on `lo`
+    /// where the kernel has no dummy driver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<Cidr>,
+    /// A label (e.g. a job id) for `host_clean`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+}
+
+/// Arguments of `host_delete`: the namespace, its links, and its share of the gateway.
+/// Only the owner, root or the admin group may delete a host.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostDelete {
+    /// The host's name.
+    pub name: NsName,
+}
+
+/// Arguments of `host_list` (none).
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostList {}
+
+/// Arguments of `host_clean`: delete every host matching the filters. Without the admin
+/// role, only the caller's own hosts.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostClean {
+    /// Only hosts with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    /// Only hosts of this uid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<u32>,
+}
+
+/// A host, as `host_list` and `host_add` show it.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Its name.
+    pub name: NsName,
+    /// Its primary address.
+    pub ip: Cidr,
+    /// Its other addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<Cidr>,
+    /// The router it hangs off.
+    pub router: NsName,
+    /// The router's interface facing it.
+    pub router_if: IfName,
+    /// Its default gateway (the router's address in its subnet).
+    pub gateway: Ip,
+    /// Whether the helper added the gateway to the router (it goes with the last host that
+    /// needs it).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gateway_added: bool,
+    /// The bridge its `eth0` is attached to, in the hidden namespace.
+    pub bridge: IfName,
+    /// Who added it.
+    pub owner_uid: u32,
+    /// Its tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    /// When it was added, Unix milliseconds.
+    pub created_ms: u64,
+    /// `ready`, or `creating`/`deleting` while a request works on it.
+    pub state: String,
+}
+
+/// Result of `host_add`.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAdded {
+    /// The host.
+    pub host: HostInfo,
+    /// The same host existed already and was left as it was.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reused: bool,
+    /// It came from the pool of pre-created namespaces.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pooled: bool,
+}
+
+/// Result of `host_list`.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hosts {
+    /// The hosts, by name.
+    pub hosts: Vec<HostInfo>,
+}
+
+/// Result of `host_clean`.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsCleaned {
+    /// The hosts deleted.
+    pub removed: Vec<NsName>,
+}
