@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tsim_protocol::frame::encode_body;
-use tsim_protocol::{Event, NsName, Request, Response, ServerMessage, WireError};
+use tsim_protocol::{Cidr, Event, IfName, NsName, Request, Response, ServerMessage, WireError};
 
 use crate::auth::Peer;
 use crate::conn::Outbox;
@@ -46,6 +46,28 @@ pub enum Effect {
     NetState {
         /// The record before (`None`: there was none).
         previous: Option<Box<crate::state::NetRecord>>,
+    },
+    /// A host holds a gateway the helper added to its router; undoing releases it (the
+    /// gateway goes if no other host needs it).
+    GatewayHeld {
+        /// The router.
+        router: NsName,
+        /// Its interface.
+        dev: IfName,
+        /// The gateway, with the host's prefix.
+        gateway: Cidr,
+    },
+    /// A host was deleted (its namespace's deletion is an [`Effect::NsDeleted`] before this
+    /// one): on commit, its gateway is released and its router forgets its address.
+    HostGone {
+        /// The router.
+        router: NsName,
+        /// The router's interface facing it.
+        dev: IfName,
+        /// Its address.
+        ip: std::net::IpAddr,
+        /// The gateway added for it, if one was.
+        gateway: Option<Cidr>,
     },
     /// Something changed inside a namespace.
     Changed {
@@ -103,10 +125,32 @@ impl Txn {
         }
         for effect in self.effects.drain(..) {
             match effect {
-                Effect::NsCreated { .. } | Effect::Changed { .. } | Effect::NetState { .. } => {}
+                Effect::NsCreated { .. }
+                | Effect::Changed { .. }
+                | Effect::NetState { .. }
+                | Effect::GatewayHeld { .. } => {}
                 Effect::NsDeleted { name, handle } => {
                     drop(handle);
                     helper.registry.finish_delete(&name);
+                }
+                Effect::HostGone {
+                    router,
+                    dev,
+                    ip,
+                    gateway,
+                } => {
+                    if let Some(gateway) = gateway {
+                        if let Err(e) = helper
+                            .gateways
+                            .release(helper, &router, &dev, &gateway)
+                            .await
+                        {
+                            tracing::error!(router = %router, error = %chain(&e), "Cannot remove a gateway no host needs");
+                        }
+                    }
+                    if helper.registry.is_managed(&router) {
+                        crate::hosts::forget_neighbour(helper, &router, &dev, ip).await;
+                    }
                 }
             }
         }
@@ -126,6 +170,20 @@ impl Txn {
                     }
                     helper.registry.abort_create(&name);
                 }
+                Effect::GatewayHeld {
+                    router,
+                    dev,
+                    gateway,
+                } => {
+                    if let Err(e) = helper
+                        .gateways
+                        .release(helper, &router, &dev, &gateway)
+                        .await
+                    {
+                        tracing::error!(router = %router, error = %chain(&e), "Cannot remove a gateway no host needs");
+                    }
+                }
+                Effect::HostGone { .. } => {}
                 Effect::NetState { previous } => {
                     if let Err(e) = helper.registry.store().save_net(previous.as_deref()) {
                         tracing::error!(error = %chain(&e), "Cannot put the network's record back");

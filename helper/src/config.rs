@@ -48,6 +48,16 @@ pub struct Config {
     #[arg(long, value_name = "NAME", default_value = "tsim-hidden")]
     pub hidden_ns: NsName,
 
+    /// Namespaces to keep pre-created for hosts (lo up, `eth0` with its other end parked in
+    /// the hidden namespace), so that adding a host takes one instead of making one. Filled
+    /// in the background while a network is applied.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pub pool_size: u32,
+
+    /// Name prefix of the pooled namespaces (reserved: no namespace or host may take it).
+    #[arg(long, value_name = "PREFIX", default_value = "tsim-pool-", value_parser = parse_pool_prefix)]
+    pub pool_prefix: String,
+
     /// Log destination [default: journald when JOURNAL_STREAM is set, text otherwise]. The
     /// level comes from TSIM_LOG (default info).
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -80,6 +90,18 @@ pub struct Config {
     /// On SIGTERM, how long running requests may take before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
+}
+
+fn parse_pool_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the pool prefix cannot be empty (it reserves every name it starts)".into());
+    }
+    // With 6 digits after it, the prefix must still make a valid namespace name.
+    let probe = format!("{s}000000");
+    probe
+        .parse::<NsName>()
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("{s:?} cannot start namespace names: {e}"))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {

@@ -1,7 +1,7 @@
 //! The helper's shared state, handed to every connection and operation.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle as RuntimeHandle;
@@ -9,6 +9,7 @@ use tsim_protocol::Limits;
 
 use crate::auth::Authorizer;
 use crate::config::Config;
+use crate::hosts::Gateways;
 use crate::metrics::Metrics;
 use crate::netns::Netns;
 use crate::registry::{Recovery, Registry};
@@ -32,6 +33,14 @@ pub struct Helper {
     pub counters: Counters,
     /// The external programs found at start.
     pub tools: Tools,
+    /// The gateways added to routers for hosts.
+    pub gateways: Gateways,
+    /// Whether the kernel has the dummy driver: 0 not known yet, 1 yes, 2 no.
+    pub dummy_driver: AtomicU8,
+    /// Wakes the pool's filler (see `ops::pool`).
+    pub pool_wanted: tokio::sync::Notify,
+    /// The next number for a pooled namespace's name.
+    pub pool_serial: AtomicU64,
     next_txn: AtomicU64,
     started: Instant,
 }
@@ -66,6 +75,10 @@ impl Helper {
             metrics: Metrics::default(),
             counters: Counters::default(),
             tools: Tools::discover(),
+            gateways: Gateways::default(),
+            dummy_driver: AtomicU8::new(0),
+            pool_wanted: tokio::sync::Notify::new(),
+            pool_serial: AtomicU64::new(0),
             next_txn: AtomicU64::new(1),
             started: Instant::now(),
         };

@@ -19,6 +19,9 @@ pub enum HelperError {
     /// The named object exists already.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The request contradicts existing state (a host's name with another address).
+    #[error("{0}")]
+    Conflict(String),
     /// The named namespace exists but is not ours.
     #[error("{0}")]
     NotManaged(String),
@@ -64,6 +67,7 @@ impl HelperError {
             HelperError::InvalidArgument(_) => ErrorCode::InvalidArgument,
             HelperError::NotFound(_) => ErrorCode::NotFound,
             HelperError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            HelperError::Conflict(_) => ErrorCode::Conflict,
             HelperError::NotManaged(_) => ErrorCode::NotManaged,
             HelperError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             HelperError::NotAllowed(_) => ErrorCode::NotAllowed,

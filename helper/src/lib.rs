@@ -13,6 +13,7 @@ pub mod conn;
 pub mod context;
 pub mod error;
 pub mod firewall;
+pub mod hosts;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

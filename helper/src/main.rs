@@ -60,6 +60,8 @@ fn run(config: Config) -> anyhow::Result<()> {
             state_dir = %helper.config.state_dir.display(),
             "Registry recovered"
         );
+        tsim_helper::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
+        tokio::spawn(tsim_helper::ops::pool::run(helper.clone()));
         let shutdown = shutdown_signal()?;
         match std_listener {
             Some(l) => {

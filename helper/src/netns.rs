@@ -344,6 +344,35 @@ impl Netns {
         .await
     }
 
+    /// Moves namespace `from` (inode `ino`) to the name `to`: mounted under `to` first, then
+    /// removed from `from`, so that a crash in between leaves it under both names (and each
+    /// name's record decides), never under none.
+    pub async fn rename(&self, from: &NsName, ino: u64, to: &NsName) -> Result<(), NetnsError> {
+        let (old, new) = (self.path(from), self.path(to));
+        let to = to.clone();
+        blocking(move || {
+            let fd = open_verified(&old, ino)?;
+            create_mount_point(&new, &to)?;
+            let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+            let flags = MsFlags::MS_BIND;
+            if let Err(source) = nix::mount::mount(Some(source.as_str()), &new, None::<&str>, flags, None::<&str>) {
+                let _ = fs::remove_file(&new);
+                return Err(NetnsError::BindMount { path: new, source });
+            }
+            if let Err(source) = nix::mount::umount2(&old, MntFlags::MNT_DETACH) {
+                // Leave it as it was: under its old name only.
+                let _ = nix::mount::umount2(&new, MntFlags::MNT_DETACH);
+                let _ = fs::remove_file(&new);
+                return Err(NetnsError::Unmount { path: old, source });
+            }
+            if let Err(e) = fs::remove_file(&old) {
+                tracing::warn!(path = %old.display(), error = %e, "Cannot remove an emptied namespace mount point");
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Removes whatever mount and file is at namespace `name`'s path. For recovery only,
     /// after the caller has decided the path is ours.
     pub fn remove_blocking(&self, name: &NsName) -> Result<(), NetnsError> {

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use tsim_protocol::ops::NsInfo;
-use tsim_protocol::{NsName, Tag};
+use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
 use crate::error::{HelperError, chain};
 use crate::netlink::Netlink;
 use crate::netns::{Netns, PathState};
-use crate::state::{NsRecord, RecordState, StateError, StateStore};
+use crate::state::{HostFacet, NsRecord, PoolFacet, RecordState, StateError, StateStore};
 
 /// Where a managed namespace is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,19 @@ pub struct Recovery {
     pub rolled_back: Vec<NsName>,
     /// Records dropped because their namespace vanished or was replaced.
     pub dropped: Vec<NsName>,
+    /// The hosts among the rolled-back and dropped records (their gateways may have to go).
+    pub lost_hosts: Vec<HostFacet>,
+}
+
+/// The outcome of reserving a host's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSlot {
+    /// Reserved: go on and create it.
+    Reserved,
+    /// The same host (name, address, router) exists: here is its record.
+    Reuse(Box<NsRecord>),
+    /// The same host is being created or deleted by another request: ask again later.
+    Wait,
 }
 
 impl Registry {
@@ -132,6 +145,9 @@ impl Registry {
                     recovery.dropped.push(name.clone());
                 }
             }
+            if let Some(host) = record.host {
+                recovery.lost_hosts.push(host);
+            }
             store.remove_ns(&name)?;
         }
         let registry = Self {
@@ -150,6 +166,13 @@ impl Registry {
     /// The state directory.
     pub fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    /// Whether `name` is managed and committed.
+    pub fn is_ready(&self, name: &NsName) -> bool {
+        self.lock()
+            .get(name)
+            .is_some_and(|e| e.phase == Phase::Ready)
     }
 
     /// Whether `name` is managed (in any phase).
@@ -223,6 +246,24 @@ impl Registry {
         txn: u64,
     ) -> Result<(), HelperError> {
         let record = NsRecord::creating(name.clone(), owner_uid, tag, now_ms);
+        self.reserve_record(record, txn)
+    }
+
+    /// Reserves `name` for a pooled namespace (owned by the helper itself, uid 0).
+    pub fn reserve_pool(
+        &self,
+        name: &NsName,
+        now_ms: u64,
+        txn: u64,
+        pool: PoolFacet,
+    ) -> Result<(), HelperError> {
+        let mut record = NsRecord::creating(name.clone(), 0, None, now_ms);
+        record.pool = Some(pool);
+        self.reserve_record(record, txn)
+    }
+
+    fn reserve_record(&self, record: NsRecord, txn: u64) -> Result<(), HelperError> {
+        let name = &record.name;
         {
             let mut entries = self.lock();
             if let Some(entry) = entries.get(name) {
@@ -250,6 +291,185 @@ impl Registry {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Reserves `name` for a host (as [`Registry::reserve`]), after checking, under the same
+    /// lock, that no other host has its address on its router.
+    pub fn reserve_host(
+        &self,
+        name: &NsName,
+        owner_uid: u32,
+        tag: Option<Tag>,
+        now_ms: u64,
+        txn: u64,
+        host: HostFacet,
+    ) -> Result<HostSlot, HelperError> {
+        let mut record = NsRecord::creating(name.clone(), owner_uid, tag, now_ms);
+        {
+            let mut entries = self.lock();
+            if let Some(entry) = entries.get(name) {
+                let Some(existing) = &entry.record.host else {
+                    return Err(HelperError::AlreadyExists(format!(
+                        "Namespace {:?} exists and is not a host",
+                        name.as_str()
+                    )));
+                };
+                if existing.ip != host.ip || existing.router != host.router {
+                    return Err(HelperError::Conflict(format!(
+                        "Host {name} exists with address {} on router {}",
+                        existing.ip, existing.router
+                    )));
+                }
+                return Ok(match entry.phase {
+                    Phase::Ready => HostSlot::Reuse(Box::new(entry.record.clone())),
+                    Phase::Creating { txn: t } if t == txn => {
+                        HostSlot::Reuse(Box::new(entry.record.clone()))
+                    }
+                    _ => HostSlot::Wait,
+                });
+            }
+            for (other, e) in entries.iter() {
+                let Some(h) = e.record.host.as_ref() else {
+                    continue;
+                };
+                if h.hidden_end == host.hidden_end {
+                    // 48 bits of a hash of the name: practically never, but never silently.
+                    return Err(HelperError::Conflict(format!(
+                        "Host {name}'s link name {} is host {other}'s; choose another name",
+                        host.hidden_end
+                    )));
+                }
+                if h.router != host.router {
+                    continue;
+                }
+                let mut theirs = std::iter::once(&h.ip).chain(&h.secondaries);
+                if theirs.any(|a| a.addr() == host.ip.addr()) {
+                    return Err(HelperError::Conflict(format!(
+                        "Address {} on router {} is taken by host {other} ({})",
+                        host.ip.addr(),
+                        host.router,
+                        h.ip
+                    )));
+                }
+                if host.ip.addr() == h.gateway.0 {
+                    return Err(HelperError::Conflict(format!(
+                        "Address {} is the gateway of host {other} on router {}",
+                        host.ip.addr(),
+                        host.router
+                    )));
+                }
+                if host.gateway_added && h.ip.addr() == host.gateway.0 {
+                    return Err(HelperError::Conflict(format!(
+                        "The gateway {} this host needs on router {} is host {other}'s address",
+                        host.gateway, host.router
+                    )));
+                }
+            }
+            record.host = Some(host);
+            entries.insert(
+                name.clone(),
+                Entry {
+                    record: record.clone(),
+                    phase: Phase::Creating { txn },
+                    netlink: None,
+                },
+            );
+        }
+        if let Err(e) = self.store.save_ns(&record) {
+            self.lock().remove(name);
+            return Err(e.into());
+        }
+        Ok(HostSlot::Reserved)
+    }
+
+    /// Takes a committed pooled namespace out of the registry: the caller now holds it, and
+    /// must call [`Registry::forget_record`] once its path is gone (until then a crash leaves
+    /// it pooled, as it was).
+    pub fn take_pool(&self) -> Option<(NsRecord, Option<Netlink>)> {
+        let mut entries = self.lock();
+        let name = entries
+            .iter()
+            .find(|(_, e)| e.record.pool.is_some() && e.phase == Phase::Ready)
+            .map(|(n, _)| n.clone())?;
+        let taken = entries.remove(&name)?;
+        Some((taken.record, taken.netlink))
+    }
+
+    /// Notes the interface indexes of pooled namespace `name`'s `eth0` and of its parked end
+    /// (written with the record when the creation commits).
+    pub fn set_pool_index(&self, name: &NsName, eth0: u32, hidden: u32) {
+        if let Some(pool) = self
+            .lock()
+            .get_mut(name)
+            .and_then(|e| e.record.pool.as_mut())
+        {
+            pool.eth0_index = eth0;
+            pool.hidden_index = hidden;
+        }
+    }
+
+    /// Notes the name of host `name`'s end in the hidden namespace (when it came from the
+    /// pool, the parked end's name; written with the record when the creation commits).
+    pub fn set_host_end(&self, name: &NsName, end: &IfName) {
+        if let Some(host) = self
+            .lock()
+            .get_mut(name)
+            .and_then(|e| e.record.host.as_mut())
+        {
+            host.hidden_end = end.clone();
+        }
+    }
+
+    /// Removes the record of a namespace no longer in the registry.
+    pub fn forget_record(&self, name: &NsName) {
+        if let Err(e) = self.store.remove_ns(name) {
+            tracing::error!(ns = %name, error = %chain(&e), "Cannot remove a namespace's record");
+        }
+    }
+
+    /// How many pooled namespaces there are: (committed, being made).
+    pub fn pool_count(&self) -> (usize, usize) {
+        let entries = self.lock();
+        let pooled = entries.values().filter(|e| e.record.pool.is_some());
+        pooled.fold((0, 0), |(ready, making), e| match e.phase {
+            Phase::Ready => (ready + 1, making),
+            _ => (ready, making + 1),
+        })
+    }
+
+    /// The committed pooled namespaces.
+    pub fn pooled(&self) -> Vec<NsName> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.record.pool.is_some() && e.phase == Phase::Ready)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// How many hosts (in any phase) use `gateway` on `router` as a gateway added for hosts.
+    pub fn gateway_users(&self, router: &NsName, gateway: &Cidr) -> usize {
+        self.lock()
+            .values()
+            .filter_map(|e| e.record.host.as_ref())
+            .filter(|h| h.gateway_added && &h.router == router && &h.gateway_cidr() == gateway)
+            .count()
+    }
+
+    /// The record of host `name`, in any phase, with its phase's name.
+    pub fn host(&self, name: &NsName) -> Option<(NsRecord, &'static str)> {
+        let entries = self.lock();
+        let entry = entries.get(name)?;
+        entry.record.host.as_ref()?;
+        Some((entry.record.clone(), phase_name(entry.phase)))
+    }
+
+    /// Every host, in any phase, by name, with its phase's name.
+    pub fn hosts(&self) -> Vec<(NsRecord, &'static str)> {
+        self.lock()
+            .values()
+            .filter(|e| e.record.host.is_some())
+            .map(|e| (e.record.clone(), phase_name(e.phase)))
+            .collect()
     }
 
     /// Notes the kernel side of a reserved namespace. With `persist`, the inode is written to
@@ -384,6 +604,14 @@ impl Registry {
             .values()
             .filter(|e| e.phase == Phase::Ready)
             .count()
+    }
+}
+
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Creating { .. } => "creating",
+        Phase::Ready => "ready",
+        Phase::Deleting { .. } => "deleting",
     }
 }
 

@@ -21,9 +21,12 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsE
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+use tsim_protocol::net::Ip;
 use tsim_protocol::ops::{NetWarning, NsInfo};
 use tsim_protocol::topology::Topology;
-use tsim_protocol::{NsName, Tag};
+use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
 /// Version of the record format.
 const RECORD_VERSION: u32 = 1;
@@ -97,6 +100,56 @@ pub struct NsRecord {
     pub netns_ino: u64,
     /// Committed or not.
     pub state: RecordState,
+    /// Set when the namespace is a host of the simulated network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostFacet>,
+    /// Set when the namespace is a pre-created one, waiting in the pool to become a host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolFacet>,
+}
+
+/// What makes a namespace a host: where it hangs off the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostFacet {
+    /// Its primary address.
+    pub ip: Cidr,
+    /// Its other addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secondaries: Vec<Cidr>,
+    /// The router it hangs off.
+    pub router: NsName,
+    /// The router's interface facing it.
+    pub router_if: IfName,
+    /// The bridge its `eth0` is attached to.
+    pub bridge: IfName,
+    /// Its default gateway.
+    pub gateway: Ip,
+    /// Whether the gateway was added to the router for hosts (then it is removed with the
+    /// last host that needs it, and recovery removes it if no host does).
+    #[serde(default)]
+    pub gateway_added: bool,
+    /// The name of its veth's end in the hidden namespace.
+    pub hidden_end: IfName,
+}
+
+impl HostFacet {
+    /// The gateway as an address on the router interface (with the host's prefix).
+    pub fn gateway_cidr(&self) -> Cidr {
+        Cidr::new(self.gateway.0, self.ip.prefix()).expect("the prefix of a valid CIDR")
+    }
+}
+
+/// What makes a namespace a pooled one: its veth's end parked in the hidden namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolFacet {
+    /// The name of its veth's end in the hidden namespace.
+    pub hidden_end: IfName,
+    /// That end's interface index (0 until known).
+    #[serde(default)]
+    pub hidden_index: u32,
+    /// The index of `eth0` inside the namespace (0 until known).
+    #[serde(default)]
+    pub eth0_index: u32,
 }
 
 impl NsRecord {
@@ -110,6 +163,8 @@ impl NsRecord {
             created_ms,
             netns_ino: 0,
             state: RecordState::Creating,
+            host: None,
+            pool: None,
         }
     }
 
@@ -171,6 +226,8 @@ pub struct BadRecord {
 pub struct StateStore {
     dir: PathBuf,
     ns_dir: PathBuf,
+    /// The applied network as last read or written (`None`: not read yet).
+    net_cache: Mutex<Option<Option<Arc<NetRecord>>>>,
 }
 
 impl StateStore {
@@ -184,6 +241,7 @@ impl StateStore {
         Ok(Self {
             dir: dir.to_owned(),
             ns_dir,
+            net_cache: Mutex::new(None),
         })
     }
 
@@ -237,8 +295,29 @@ impl StateStore {
         }
     }
 
+    /// The applied network's record, shared and read from disk only once.
+    pub fn net(&self) -> Result<Option<Arc<NetRecord>>, StateError> {
+        let mut cache = self.net_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cached) = cache.as_ref() {
+            return Ok(cached.clone());
+        }
+        let loaded = self.load_net()?.map(Arc::new);
+        *cache = Some(loaded.clone());
+        Ok(loaded)
+    }
+
     /// Writes (or, with `None`, removes) the applied network's record.
     pub fn save_net(&self, record: Option<&NetRecord>) -> Result<(), StateError> {
+        let written = self.write_net(record);
+        // Whatever happened on disk, the next read goes to the disk again.
+        *self.net_cache.lock().unwrap_or_else(|p| p.into_inner()) = match (&written, record) {
+            (Ok(()), r) => Some(r.cloned().map(Arc::new)),
+            (Err(_), _) => None,
+        };
+        written
+    }
+
+    fn write_net(&self, record: Option<&NetRecord>) -> Result<(), StateError> {
         let path = self.net_path();
         match record {
             Some(record) => {

@@ -15,6 +15,7 @@ mod addr_add;
 mod addr_delete;
 mod addr_list;
 mod common;
+mod host;
 mod ipset_restore;
 mod ipset_save;
 mod iptables_restore;
@@ -36,6 +37,7 @@ mod ns_create;
 mod ns_delete;
 mod ns_list;
 mod ping;
+pub mod pool;
 mod route_change;
 mod route_flush;
 mod route_get;
@@ -77,7 +79,23 @@ pub struct NsHandle {
     pub fresh: bool,
 }
 
-impl OpCtx<'_> {
+impl<'a> OpCtx<'a> {
+    /// This context on behalf of `peer` instead (for changes the helper makes on a caller's
+    /// behalf with more authority than the caller's own).
+    pub fn with_peer<'b>(&'b self, peer: &'b Peer) -> OpCtx<'b>
+    where
+        'a: 'b,
+    {
+        OpCtx {
+            helper: self.helper,
+            peer,
+            cancel: self.cancel,
+            atomic: self.atomic,
+            txn: self.txn,
+            progress: self.progress,
+        }
+    }
+
     /// Namespace `name`, for reading: `not_found` if it does not exist, `not_managed` if this
     /// helper did not create it.
     pub async fn ns(&self, name: &NsName) -> Result<NsHandle, HelperError> {
@@ -184,6 +202,10 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::NetApply(args) => net_apply::handle(ctx, args, txn).await,
         Op::NetShow(args) => net_show::handle(ctx, args),
         Op::NetTeardown(args) => net_teardown::handle(ctx, args, txn).await,
+        Op::HostAdd(args) => host::add(ctx, args, txn).await,
+        Op::HostDelete(args) => host::delete(ctx, args, txn).await,
+        Op::HostList(args) => host::list(ctx, args),
+        Op::HostClean(args) => host::clean(ctx, args, txn).await,
     }
 }
 
@@ -214,7 +236,7 @@ fn require_admin(ctx: &OpCtx<'_>, what: &str) -> Result<(), HelperError> {
 pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
-        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) => true,
+        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) | Op::HostList(_) => true,
         _ => false,
     }
 }

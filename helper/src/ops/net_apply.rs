@@ -243,6 +243,26 @@ async fn wait_until_gone(
     Ok(())
 }
 
+/// The hosts that cannot stay on the network `desired`: their router is gone, or its
+/// interface facing them, or that interface is on another bridge now.
+fn doomed_hosts(helper: &crate::context::Helper, desired: &Topology) -> Vec<NsName> {
+    helper
+        .registry
+        .hosts()
+        .into_iter()
+        .filter(|(record, _)| {
+            let Some(h) = &record.host else { return false };
+            let iface = desired
+                .routers
+                .iter()
+                .find(|r| r.name == h.router)
+                .and_then(|r| r.interfaces.iter().find(|i| i.name == h.router_if));
+            iface.is_none_or(|i| i.bridge.as_ref() != Some(&h.bridge))
+        })
+        .map(|(record, _)| record.name)
+        .collect()
+}
+
 /// The result of a removal, where "not there" is success.
 fn absent_is_fine(result: Result<OpResult, HelperError>) -> Result<(), HelperError> {
     match result {
@@ -468,6 +488,10 @@ pub(super) async fn handle(
         warnings: Vec::new(),
     };
 
+    if !hidden_there {
+        // Pooled namespaces hang off a hidden namespace that is gone.
+        super::pool::drain(ctx, txn).await?;
+    }
     for orphan in &orphans {
         run.op(
             "routers",
@@ -603,7 +627,12 @@ pub(super) async fn handle(
         run.step("firewall").await?;
     }
 
-    // Removals last.
+    // Removals last: first the hosts that would lose their router, interface or bridge.
+    let doomed = doomed_hosts(helper, &desired);
+    for host in &doomed {
+        run.step("hosts").await?;
+        super::host::remove(ctx, host, txn).await?;
+    }
     for change in &d.change_routers {
         let Some(router) = change.new else { continue };
         for iface in change
@@ -649,6 +678,7 @@ pub(super) async fn handle(
         .map(|r| r.warnings.as_slice())
         .unwrap_or(&[]);
     let warnings = network::carry_warnings(previous, run.warnings, &desired, &d);
+    super::pool::kick(helper);
     let new_record = NetRecord::new(
         desired.clone(),
         args.policy_tables,
@@ -672,5 +702,6 @@ pub(super) async fn handle(
         bridges_added: u32::try_from(d.add_bridges.len()).unwrap_or(u32::MAX),
         bridges_removed: u32::try_from(d.remove_bridges.len()).unwrap_or(u32::MAX),
         warnings,
+        hosts_removed: doomed,
     }))
 }

@@ -1,6 +1,6 @@
-//! `net_teardown`: remove the routers, the hidden namespace (with its bridges) and the
-//! record of the network. Deleting whole namespaces is the fast way: the kernel frees their
-//! links together, in the background.
+//! `net_teardown`: remove the hosts, the routers, the hidden namespace (with its bridges)
+//! and the record of the network. Deleting whole namespaces is the fast way: the kernel
+//! frees their links together, in the background.
 
 use tsim_protocol::ops::{NetTeardown, NetTornDown, NsDelete};
 use tsim_protocol::{Op, OpResult};
@@ -17,12 +17,22 @@ pub(super) async fn handle(
     super::require_admin(ctx, "tear the network down")?;
     let helper = ctx.helper;
     let record = helper.registry.store().load_net()?;
+    let hosts: Vec<_> = helper
+        .registry
+        .hosts()
+        .into_iter()
+        .map(|(r, _)| r.name)
+        .collect();
+    for host in &hosts {
+        super::host::remove(ctx, host, txn).await?;
+    }
+    let pooled = super::pool::drain(ctx, txn).await?;
     let mut names: Vec<_> = record
         .iter()
         .flat_map(|r| r.topology.routers.iter().map(|r| r.name.clone()))
         .collect();
     names.push(helper.config.hidden_ns.clone());
-    let mut removed = 0u32;
+    let mut removed = u32::try_from(hosts.len()).unwrap_or(u32::MAX) + pooled;
     for name in names.into_iter().filter(|n| helper.registry.is_managed(n)) {
         dispatch_boxed(ctx, Op::NsDelete(NsDelete { name }), txn).await?;
         removed += 1;
@@ -35,5 +45,6 @@ pub(super) async fn handle(
     }
     Ok(OpResult::NetTeardown(NetTornDown {
         namespaces: removed,
+        hosts: u32::try_from(hosts.len()).unwrap_or(u32::MAX),
     }))
 }

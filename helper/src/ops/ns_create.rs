@@ -1,7 +1,7 @@
 //! `ns_create`: reserve the name, create the namespace, record the effect.
 
-use tsim_protocol::OpResult;
 use tsim_protocol::ops::{NsCreate, NsCreated};
+use tsim_protocol::{NsName, OpResult};
 
 use super::OpCtx;
 use crate::batch::{Effect, Txn};
@@ -20,6 +20,12 @@ pub(super) async fn handle(
             args.name.as_str()
         )));
     }
+    if super::pool::is_reserved(ctx.helper, &args.name) {
+        return Err(HelperError::NotAllowed(format!(
+            "Names starting {:?} are reserved for pooled namespaces",
+            ctx.helper.config.pool_prefix
+        )));
+    }
     create(ctx, args, txn).await
 }
 
@@ -31,19 +37,39 @@ pub(super) async fn create(
 ) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;
     let name = args.name;
-    if !helper.registry.is_managed(&name) && helper.netns.inspect(&name)? != PathState::Missing {
+    refuse_foreign(ctx, &name)?;
+    helper
+        .registry
+        .reserve(&name, ctx.peer.uid, args.tag, now_ms(), ctx.txn)?;
+    make(ctx, &name, args.ipv6.unwrap_or(true), txn).await?;
+    Ok(OpResult::NsCreate(NsCreated { name }))
+}
+
+/// Refuses a name under which a namespace this helper does not manage exists.
+pub(super) fn refuse_foreign(ctx: &OpCtx<'_>, name: &NsName) -> Result<(), HelperError> {
+    let helper = ctx.helper;
+    if !helper.registry.is_managed(name) && helper.netns.inspect(name)? != PathState::Missing {
         return Err(HelperError::AlreadyExists(format!(
             "Namespace {:?} already exists and is not managed by this helper",
             name.as_str()
         )));
     }
-    helper
-        .registry
-        .reserve(&name, ctx.peer.uid, args.tag, now_ms(), ctx.txn)?;
-    let created = match helper.netns.create(&name, args.ipv6.unwrap_or(true)).await {
+    Ok(())
+}
+
+/// Creates the namespace reserved under `name` and records the effect; on failure the
+/// reservation is given up. Returns its inode.
+pub(super) async fn make(
+    ctx: &OpCtx<'_>,
+    name: &NsName,
+    ipv6: bool,
+    txn: &mut Txn,
+) -> Result<u64, HelperError> {
+    let helper = ctx.helper;
+    let created = match helper.netns.create(name, ipv6).await {
         Ok(created) => created,
         Err(e) => {
-            helper.registry.abort_create(&name);
+            helper.registry.abort_create(name);
             return Err(e.into());
         }
     };
@@ -52,11 +78,11 @@ pub(super) async fn create(
     // commit can be rolled back without doubt about which namespace is ours.
     let persisted = helper
         .registry
-        .created(&name, ino, created.netlink, ctx.atomic);
+        .created(name, ino, created.netlink, ctx.atomic);
     txn.push(Effect::NsCreated {
         name: name.clone(),
         ino,
     });
     persisted?;
-    Ok(OpResult::NsCreate(NsCreated { name }))
+    Ok(ino)
 }

@@ -1,8 +1,8 @@
 //! `ns_delete`: check ownership, detach the namespace, record the effect (kept alive until
 //! commit, so that an atomic request can put it back).
 
-use tsim_protocol::OpResult;
 use tsim_protocol::ops::{NsDelete, NsDeleted};
+use tsim_protocol::{NsName, OpResult};
 
 use super::OpCtx;
 use crate::batch::{Effect, Txn};
@@ -14,8 +14,26 @@ pub(super) async fn handle(
     args: NsDelete,
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
-    let helper = ctx.helper;
     let name = args.name;
+    if ctx.helper.registry.host(&name).is_some() {
+        return Err(HelperError::NotAllowed(format!(
+            "Namespace {:?} is a host: delete it with host_delete, which also releases its gateway",
+            name.as_str()
+        )));
+    }
+    remove(ctx, &name, txn).await?;
+    Ok(OpResult::NsDelete(NsDeleted { name }))
+}
+
+/// Deletes managed namespace `name` (the caller must own it, or be root or an admin):
+/// removed from `/run/netns` now, kept alive for undo until the request commits.
+pub(super) async fn remove(
+    ctx: &OpCtx<'_>,
+    name: &NsName,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let helper = ctx.helper;
+    let name = name.clone();
     if !helper.registry.is_managed(&name) {
         return Err(match helper.netns.inspect(&name)? {
             PathState::Missing => {
@@ -36,7 +54,7 @@ pub(super) async fn handle(
                 name: name.clone(),
                 handle,
             });
-            Ok(OpResult::NsDelete(NsDeleted { name }))
+            Ok(())
         }
         Err(NetnsError::NotOurs { .. }) => {
             helper.registry.finish_delete(&name);
