@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use tokio::runtime::Runtime;
-use tsim_protocol::ops::{NsInfo, StatusReport};
+use tsim_protocol::ops::{HostAdd, HostAdded, HostInfo, NsInfo, StatusReport};
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
 use crate::client::{Client, ClientError, PendingRequest, RequestOptions};
@@ -91,5 +91,29 @@ impl BlockingClient {
     /// Lists the managed namespaces.
     pub fn ns_list(&self) -> Result<Vec<NsInfo>, ClientError> {
         self.runtime.block_on(self.client.ns_list())
+    }
+
+    /// Adds a host to the simulated network (or finds the same one there: `reused`).
+    pub fn host_add(&self, args: HostAdd) -> Result<HostAdded, ClientError> {
+        self.runtime.block_on(self.client.host_add(args))
+    }
+
+    /// Deletes a host.
+    pub fn host_delete(&self, name: NsName) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.host_delete(name))
+    }
+
+    /// Lists the hosts.
+    pub fn host_list(&self) -> Result<Vec<HostInfo>, ClientError> {
+        self.runtime.block_on(self.client.host_list())
+    }
+
+    /// Deletes the hosts with `tag` and/or of `owner` (without the admin role: one's own).
+    pub fn host_clean(
+        &self,
+        tag: Option<Tag>,
+        owner: Option<u32>,
+    ) -> Result<Vec<NsName>, ClientError> {
+        self.runtime.block_on(self.client.host_clean(tag, owner))
     }
 }

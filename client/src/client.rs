@@ -18,7 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
-use tsim_protocol::ops::{NsCreate, NsDelete, NsInfo, NsList, Ping, Status, StatusReport};
+use tsim_protocol::ops::{
+    HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, NsCreate, NsDelete, NsInfo,
+    NsList, Ping, Status, StatusReport,
+};
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
     Cancel, ClientMessage, ErrorCode, Event, Hello, NsName, Op, OpResult, Request, Response,
@@ -333,6 +336,41 @@ impl Client {
     pub async fn ns_list(&self) -> Result<Vec<NsInfo>, ClientError> {
         match self.call(Op::NsList(NsList {})).await? {
             OpResult::NsList(listing) => Ok(listing.namespaces),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Adds a host to the simulated network (or finds the same one there: `reused`).
+    pub async fn host_add(&self, args: HostAdd) -> Result<HostAdded, ClientError> {
+        match self.call(Op::HostAdd(args)).await? {
+            OpResult::HostAdd(added) => Ok(added),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Deletes a host.
+    pub async fn host_delete(&self, name: NsName) -> Result<(), ClientError> {
+        self.call(Op::HostDelete(HostDelete { name }))
+            .await
+            .map(drop)
+    }
+
+    /// Lists the hosts.
+    pub async fn host_list(&self) -> Result<Vec<HostInfo>, ClientError> {
+        match self.call(Op::HostList(HostList {})).await? {
+            OpResult::HostList(list) => Ok(list.hosts),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Deletes the hosts with `tag` and/or of `owner` (without the admin role: one's own).
+    pub async fn host_clean(
+        &self,
+        tag: Option<Tag>,
+        owner: Option<u32>,
+    ) -> Result<Vec<NsName>, ClientError> {
+        match self.call(Op::HostClean(HostClean { tag, owner })).await? {
+            OpResult::HostClean(cleaned) => Ok(cleaned.removed),
             other => Err(unexpected(&other)),
         }
     }

@@ -46,6 +46,7 @@ enum Command {
     Ns(commands::ns::Args),
     Batch(commands::batch::Args),
     Net(commands::net::Args),
+    Host(commands::host::Args),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Command::Ns(args) => commands::ns::run(&ctx, args).await,
             Command::Batch(args) => commands::batch::run(&ctx, args).await,
             Command::Net(args) => commands::net::run(&ctx, args).await,
+            Command::Host(args) => commands::host::run(&ctx, args).await,
         }
     };
     match tokio::time::timeout(timeout, work).await {

@@ -20,6 +20,7 @@ macro_rules! out {
 }
 
 pub mod batch;
+pub mod host;
 pub mod net;
 pub mod ns;
 pub mod ping;

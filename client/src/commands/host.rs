@@ -1,0 +1,187 @@
+//! `tsimctl host add|del|list|clean`: test hosts on the simulated network.
+
+use tsim_protocol::ops::{HostAdd, HostInfo};
+use tsim_protocol::{Cidr, IfName, NsName, Tag};
+
+use super::{CliError, Ctx, print_json, utc};
+
+/// Add, delete and list test hosts on the simulated network.
+///
+/// A host is a namespace with `eth0` on the bridge of the router interface facing its subnet,
+/// its address, and a default route via the router. If the router has no address in the
+/// host's subnet, the helper adds the subnet's first address to the router interface, and
+/// removes it with the last host that needs it.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Add a host (the same name, address and router again is a success: "reused").
+    Add {
+        /// Its name: 1-64 characters of A-Z a-z 0-9 _ . -
+        name: NsName,
+        /// Its address with the subnet's prefix, e.g. 10.1.1.100/24.
+        #[arg(long, value_name = "CIDR")]
+        ip: Cidr,
+        /// The router it hangs off.
+        #[arg(long)]
+        router: NsName,
+        /// The router interface facing it [default: the one with an address in its subnet,
+        /// else the one the router routes its address through].
+        #[arg(long, value_name = "IF")]
+        router_if: Option<IfName>,
+        /// A secondary address (repeatable), reachable from inside the host only.
+        #[arg(long = "secondary", value_name = "CIDR")]
+        secondaries: Vec<Cidr>,
+        /// A label (e.g. a job id), for `host clean --tag`.
+        #[arg(long)]
+        tag: Option<Tag>,
+    },
+    /// Delete a host (its owner, root or the admin group).
+    #[command(alias = "delete", alias = "rm")]
+    Del {
+        /// Its name.
+        name: NsName,
+    },
+    /// List the hosts.
+    #[command(alias = "ls")]
+    List,
+    /// Delete the hosts matching the filters (without the admin role: one's own only).
+    ///
+    /// With no filter, every host the caller may delete: its own, or, for root and the admin
+    /// group, all of them.
+    Clean {
+        /// Only hosts with this tag.
+        #[arg(long)]
+        tag: Option<Tag>,
+        /// Only hosts of this uid.
+        #[arg(long, value_name = "UID")]
+        owner: Option<u32>,
+    },
+}
+
+/// Runs the command.
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
+    match &args.command {
+        Command::Add {
+            name,
+            ip,
+            router,
+            router_if,
+            secondaries,
+            tag,
+        } => {
+            let added = ctx
+                .client
+                .host_add(HostAdd {
+                    name: name.clone(),
+                    ip: *ip,
+                    router: router.clone(),
+                    router_if: router_if.clone(),
+                    secondaries: secondaries.clone(),
+                    tag: tag.clone(),
+                })
+                .await?;
+            if ctx.json {
+                print_json(&added);
+            } else {
+                let h = &added.host;
+                let how = match (added.reused, added.pooled) {
+                    (true, _) => "reused host",
+                    (false, true) => "added host (from the pool)",
+                    (false, false) => "added host",
+                };
+                let gateway = if h.gateway_added {
+                    format!("{} (added for hosts)", h.gateway)
+                } else {
+                    h.gateway.to_string()
+                };
+                out!(
+                    "{how} {} {} on {} {} via {gateway}",
+                    h.name,
+                    h.ip,
+                    h.router,
+                    h.router_if
+                );
+            }
+        }
+        Command::Del { name } => {
+            ctx.client.host_delete(name.clone()).await?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "deleted": name }));
+            } else {
+                out!("deleted host {name}");
+            }
+        }
+        Command::List => {
+            let hosts = ctx.client.host_list().await?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "hosts": hosts }));
+            } else {
+                print_hosts(&hosts);
+            }
+        }
+        Command::Clean { tag, owner } => {
+            let removed = ctx.client.host_clean(tag.clone(), *owner).await?;
+            if ctx.json {
+                print_json(&serde_json::json!({ "removed": removed }));
+            } else {
+                out!(
+                    "deleted {} host{}",
+                    removed.len(),
+                    if removed.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_hosts(hosts: &[HostInfo]) {
+    if hosts.is_empty() {
+        out!("no hosts");
+        return;
+    }
+    let width = |f: &dyn Fn(&HostInfo) -> usize, min: usize| {
+        hosts.iter().map(f).max().unwrap_or(min).max(min)
+    };
+    let name_w = width(&|h| h.name.as_str().len(), 4);
+    let router_w = width(
+        &|h| h.router.as_str().len() + 1 + h.router_if.as_str().len(),
+        6,
+    );
+    out!(
+        "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  TAG",
+        "NAME",
+        "ADDRESS",
+        "ROUTER",
+        "GATEWAY",
+        "OWNER",
+        "CREATED",
+        "STATE"
+    );
+    for h in hosts {
+        let gateway = format!("{}{}", h.gateway, if h.gateway_added { "+" } else { "" });
+        let mut address = h.ip.to_string();
+        if !h.secondaries.is_empty() {
+            address.push_str(&format!(" +{}", h.secondaries.len()));
+        }
+        out!(
+            "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  {}",
+            h.name.as_str(),
+            address,
+            format!("{}/{}", h.router, h.router_if),
+            gateway,
+            h.owner_uid,
+            utc(h.created_ms),
+            h.state,
+            h.tag.as_ref().map_or("-", |t| t.as_str())
+        );
+    }
+    if hosts.iter().any(|h| h.gateway_added) {
+        out!("\n+ gateway added to the router for hosts; it goes with the last host that needs it");
+    }
+}
