@@ -207,6 +207,8 @@ impl TestHelper {
             self.state.display().to_string(),
             "--hidden-ns".to_owned(),
             format!("{}hidden", self.prefix),
+            "--pool-prefix".to_owned(),
+            format!("{}pool-", self.prefix),
             "--group".to_owned(),
             self.options.group.clone(),
         ];

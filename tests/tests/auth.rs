@@ -236,3 +236,82 @@ fn only_root_and_admins_apply_or_tear_down_the_network() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(ours(), 0);
 }
+
+#[test]
+fn hosts_belong_to_who_added_them() {
+    require_priv!();
+    let (group, admins) = (test_gid(4), test_gid(5));
+    let helper = TestHelper::start_with(HelperOptions {
+        args: vec!["--admin-group".into(), admins.to_string()],
+        group: group.to_string(),
+    });
+    // A tiny network, readable by nobody: one router with one subnet.
+    let router = helper.ns("r1");
+    let topology = serde_json::json!({
+        "bridges": [{"name": "br-0a090000-24", "subnet": "10.9.0.0/24"}],
+        "routers": [{"name": router, "interfaces": [{"name": "eth0", "up": true,
+            "addrs": [{"addr": "10.9.0.1/24"}], "bridge": "br-0a090000-24",
+            "hidden_end": "vhost1"}]}]
+    });
+    let file = helper.dir.path().join("topology.json");
+    std::fs::write(&file, topology.to_string()).unwrap();
+    let out = helper.tsimctl(&["net", "setup", "--topology", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let add = |who: &[u32], name: &str, ip: &str, tag: &str| {
+        let args = [
+            "host", "add", name, "--ip", ip, "--router", &router, "--tag", tag,
+        ];
+        if who.is_empty() {
+            helper.tsimctl(&args)
+        } else {
+            tsimctl_as_nobody(&helper, who, &args)
+        }
+    };
+    // Any member may add hosts; each is its adder's.
+    let (mine, theirs, other) = (helper.ns("mine"), helper.ns("roots"), helper.ns("mine2"));
+    let out = add(&[group], &mine, "10.9.0.10/24", "job-1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = add(&[group], &other, "10.9.0.11/24", "job-2");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = add(&[], &theirs, "10.9.0.12/24", "job-1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let hosts = helper.client().host_list().unwrap();
+    let owner = |n: &str| {
+        hosts
+            .iter()
+            .find(|h| h.name.as_str() == n)
+            .unwrap()
+            .owner_uid
+    };
+    assert_eq!((owner(&mine), owner(&theirs)), (NOBODY, 0));
+
+    // Nobody may not delete root's host, nor clean someone else's.
+    let out = tsimctl_as_nobody(&helper, &[group], &["host", "del", &theirs]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    let out = tsimctl_as_nobody(&helper, &[group], &["host", "clean", "--owner", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    // Cleaning a tag without the admin role takes only one's own hosts with it.
+    let out = tsimctl_as_nobody(
+        &helper,
+        &[group],
+        &["--json", "host", "clean", "--tag", "job-1"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cleaned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cleaned["removed"], serde_json::json!([mine]));
+    assert!(ip_netns_list().contains(&theirs));
+    // An admin may delete anyone's.
+    let out = tsimctl_as_nobody(&helper, &[group, admins], &["host", "del", &other]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let left: Vec<String> = helper
+        .client()
+        .host_list()
+        .unwrap()
+        .into_iter()
+        .map(|h| h.name.to_string())
+        .collect();
+    assert_eq!(left, [theirs]);
+}
