@@ -16,6 +16,7 @@ use tsim_protocol::NsName;
 use tsim_protocol::ops::{NsCreate, NsDelete};
 use tsim_protocol::{Op, OpResult};
 
+mod host;
 mod net;
 
 /// Benchmarks of tsim-helper, each beside its baseline measured in the same run.
@@ -49,7 +50,13 @@ struct Args {
     /// Routers of the synthetic network (each with 10 interfaces and 10 routes).
     #[arg(long, default_value_t = 100)]
     synthetic: usize,
-    /// Only these benchmarks (rtt, namespaces, hosts, net) [default: all].
+    /// Hosts per sequential measure of the host benchmark.
+    #[arg(long, default_value_t = 100)]
+    host_count: usize,
+    /// Pool size for the pooled host measure.
+    #[arg(long, default_value_t = 16)]
+    pool_size: usize,
+    /// Only these benchmarks (rtt, namespaces, hosts, host, net) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
@@ -94,6 +101,10 @@ impl Drop for Helper {
 }
 
 fn start_helper(binary: &Path) -> anyhow::Result<Helper> {
+    start_helper_with(binary, &[])
+}
+
+fn start_helper_with(binary: &Path, extra: &[&str]) -> anyhow::Result<Helper> {
     // The state directory lives on tmpfs, as /run does on a real system.
     let dir = PathBuf::from(format!("/dev/shm/tsim-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -106,6 +117,9 @@ fn start_helper(binary: &Path) -> anyhow::Result<Helper> {
         .args(["--group", "0", "--log", "text"])
         .arg("--hidden-ns")
         .arg(format!("bh{:x}-hidden", std::process::id()))
+        .arg("--pool-prefix")
+        .arg(format!("bh{:x}-pool-", std::process::id()))
+        .args(extra)
         .env("TSIM_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -360,6 +374,22 @@ fn script_us(
         .collect()
 }
 
+/// Runs `tsimctl ARGS` against `socket`, output discarded, and fails if it does.
+fn run_tsimctl(bin: &Path, socket: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(bin)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "tsimctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// Waits until the kernel has freed every namespace deleted so far. It frees them in the
 /// background, in order, and slowly (DESIGN.md: 10-20 a second), holding locks that slow
 /// everything else that touches namespaces or links meanwhile, while the CPU looks idle. So
@@ -540,6 +570,79 @@ fn main() -> anyhow::Result<()> {
                 ms(teardown)
             );
         }
+    }
+    if wants("host") {
+        let tsimctl = binary.with_file_name("tsimctl");
+        let prefix = format!("bh{:x}-", std::process::id());
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts");
+        let example = example.display().to_string();
+        let setup = [
+            "net", "setup", "--facts", &example, "--prefix", &prefix, "--quiet",
+        ];
+        settle();
+        let helper = start_helper(&binary)?;
+        run_tsimctl(&tsimctl, &helper.socket, &setup)?;
+        let r = host::measure(&tsimctl, &helper.socket, &prefix, args.host_count, &settle)?;
+        run_tsimctl(&tsimctl, &helper.socket, &["net", "teardown"])?;
+        drop(helper);
+        settle();
+        let pool_arg = args.pool_size.to_string();
+        let helper = start_helper_with(&binary, &["--pool-size", &pool_arg])?;
+        run_tsimctl(&tsimctl, &helper.socket, &setup)?;
+        let (pooled, hits) = host::measure_pool(&helper.socket, &prefix, args.pool_size)?;
+        run_tsimctl(&tsimctl, &helper.socket, &["net", "teardown"])?;
+        drop(helper);
+        settle();
+        let baseline = script_us(
+            &scripts,
+            "host_baseline.sh",
+            args.host_count,
+            true,
+            &["ip_processes"],
+        )?[0];
+        let add = Samples(r.ctl_add);
+        println!(
+            "| `tsimctl host add`, sequential, one process each: p50 / p99 (target p50 ≤ 2.5 ms) | {} / {} | one `ip` process per step (`host_baseline.sh {}`): {} per host | {:.1}× faster |",
+            ms(add.median()),
+            ms(add.quantile(0.99)),
+            args.host_count,
+            ms(baseline),
+            baseline.as_secs_f64() / add.median().as_secs_f64()
+        );
+        let lib = Samples(r.lib_add);
+        println!(
+            "| host add through the Rust client, sequential: p50 / p99 | {} / {} | same | {:.1}× faster |",
+            ms(lib.median()),
+            ms(lib.quantile(0.99)),
+            baseline.as_secs_f64() / lib.median().as_secs_f64()
+        );
+        if pooled.is_empty() {
+            println!(
+                "| host add from the pool | the pool served none of {} | | |",
+                args.pool_size
+            );
+        } else {
+            let pooled = Samples(pooled);
+            println!(
+                "| host add from the pool (Rust client), p50 / p99 (target p50 ≤ 0.5 ms); {hits} of {} served by the pool | {} / {} | same | {:.0}× faster |",
+                args.pool_size,
+                ms(pooled.median()),
+                ms(pooled.quantile(0.99)),
+                baseline.as_secs_f64() / pooled.median().as_secs_f64()
+            );
+        }
+        println!(
+            "| 100 hosts from 4 concurrent clients, 25 each, one request at a time (target ≤ 0.2 s) | {} | 100 × the `ip` baseline: {} | {:.0}× faster |",
+            ms(r.concurrent),
+            ms(baseline * 100),
+            (baseline * 100).as_secs_f64() / r.concurrent.as_secs_f64()
+        );
+        let del = Samples(r.ctl_del);
+        println!(
+            "| `tsimctl host del`, sequential: p50 / p99 | {} / {} | | |",
+            ms(del.median()),
+            ms(del.quantile(0.99))
+        );
     }
     if wants("net") {
         let tsimctl = binary.with_file_name("tsimctl");
