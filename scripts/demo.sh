@@ -4,7 +4,8 @@
 #
 # It shows: handshake and round trips; namespaces visible to `ip netns list`; an atomic batch
 # that fails and leaves nothing behind; the bundled example network (examples/facts) built
-# from facts, verified against them, probed from inside (ping, traceroute) and torn down;
+# from facts, verified against them, probed from inside (ping, traceroute), test hosts added
+# (from the pool), pinged and removed, and the network torn down;
 # status with per-operation latencies; a clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ trap cleanup EXIT
 show() { printf '\n$ %s\n' "$*"; "$@"; }
 
 "$bin/tsim-helper" --socket "$TSIM_SOCKET" --state-dir "$work/state" --group 0 \
-  --hidden-ns "${prefix}hidden" --log text 2>"$work/helper.log" &
+  --hidden-ns "${prefix}hidden" --pool-prefix "${prefix}pool-" --pool-size 2 --log text 2>"$work/helper.log" &
 helper_pid=$!
 for _ in $(seq 100); do [ -S "$TSIM_SOCKET" ] && break; sleep 0.05; done
 
@@ -52,6 +53,17 @@ show "$bin/tsimctl" net status "${prefix}edge"
 # Probes from inside the namespaces (the helper's own probes come with the probe commands).
 show ip netns exec "${prefix}lab" ping -c 3 -i 0.2 -I 10.0.3.1 192.0.2.1
 show ip netns exec "${prefix}lab" traceroute -I -n -q 1 -w 1 -s 10.0.3.1 192.0.2.1
+# Test hosts: one behind lab, one behind edge; the first packet gets through.
+show "$bin/tsimctl" host add "${prefix}web" --ip 10.0.3.100/24 --router "${prefix}lab" --tag demo
+show "$bin/tsimctl" host add "${prefix}cli" --ip 192.0.2.50/24 --router "${prefix}edge" --tag demo
+show "$bin/tsimctl" host add "${prefix}db" --ip 10.7.7.10/24 --router "${prefix}lab" --router-if eth1 --tag demo
+show "$bin/tsimctl" host list
+show ip netns exec "${prefix}cli" ping -c 1 -W 1 10.0.3.100
+show ip netns exec "${prefix}cli" traceroute -I -n -q 1 -w 1 10.0.3.100
+show ip -n "${prefix}lab" -br addr show eth1     # 10.7.7.1 was added for db
+show "$bin/tsimctl" host del "${prefix}db"
+show ip -n "${prefix}lab" -br addr show eth1     # and went with it
+show "$bin/tsimctl" host clean --tag demo
 show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"   # the same facts: nothing to do
 show "$bin/tsimctl" net teardown
 show "$bin/tsimctl" status
