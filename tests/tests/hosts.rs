@@ -1,6 +1,6 @@
 //! Hosts on the real kernel: reachability from the first packet, the identity and validation
 //! table, the gateway's reference count, the pool, what the network's changes do to hosts,
-//! and a `kill -9` in the middle of 50 adds.
+//! concurrent clients, and a `kill -9` in the middle of 50 adds.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -534,4 +534,125 @@ fn the_pool_is_used_and_refilled() {
     assert!(out.status.success(), "{}", text(&out));
     std::thread::sleep(Duration::from_millis(300));
     assert!(pooled().is_empty(), "{:?}", pooled());
+}
+
+#[test]
+fn concurrent_clients_neither_lose_nor_duplicate_hosts() {
+    require_priv!();
+    let helper = with_network(HelperOptions::default());
+    let clients = 4;
+    let names = 12;
+    let barrier = std::sync::Barrier::new(clients);
+    // Every client adds the same 12 hosts (same triples): each host is made once, and every
+    // other answer is `reused`. Half of them need the gateway the helper adds to lab.
+    let results: Vec<Vec<(String, bool)>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let client = helper.client();
+                    barrier.wait();
+                    (0..names)
+                        .map(|i| {
+                            let (ip, router_if) = if i % 2 == 0 {
+                                (format!("10.0.3.{}/24", 100 + i), None)
+                            } else {
+                                (
+                                    format!("10.7.7.{}/24", 100 + i),
+                                    Some("eth1".parse().unwrap()),
+                                )
+                            };
+                            let added = client
+                                .host_add(HostAdd {
+                                    name: helper.ns(&format!("s{i}")).parse().unwrap(),
+                                    ip: ip.parse().unwrap(),
+                                    router: helper.ns("lab").parse().unwrap(),
+                                    router_if,
+                                    secondaries: Vec::new(),
+                                    tag: None,
+                                })
+                                .unwrap();
+                            (added.host.name.to_string(), added.reused)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for i in 0..names {
+        let name = helper.ns(&format!("s{i}"));
+        let made = results
+            .iter()
+            .flatten()
+            .filter(|(n, reused)| *n == name && !reused)
+            .count();
+        assert_eq!(made, 1, "{name} made once: {results:?}");
+    }
+
+    // The same address on the same router, under four names at once: one wins.
+    let outcomes: Vec<Result<HostInfo, ClientError>> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..clients)
+            .map(|t| {
+                let (helper, barrier) = (&helper, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    add(helper, &format!("dup{t}"), "10.0.3.200/24", "lab")
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    for o in outcomes.into_iter().filter(|o| o.is_err()) {
+        assert_eq!(code(o).0, ErrorCode::Conflict);
+    }
+
+    // Adds and deletes at once on the shared gateway: each client deletes its share of the
+    // 10.7.7.0/24 hosts while adding new ones there.
+    std::thread::scope(|s| {
+        for t in 0..clients {
+            let (helper, barrier) = (&helper, &barrier);
+            s.spawn(move || {
+                let client = helper.client();
+                barrier.wait();
+                for i in (1..names).step_by(2).filter(|i| (i / 2) % clients == t) {
+                    client
+                        .host_delete(helper.ns(&format!("s{i}")).parse().unwrap())
+                        .unwrap();
+                    client
+                        .host_add(HostAdd {
+                            name: helper.ns(&format!("n{i}")).parse().unwrap(),
+                            ip: format!("10.7.7.{}/24", 200 + i).parse().unwrap(),
+                            router: helper.ns("lab").parse().unwrap(),
+                            router_if: Some("eth1".parse().unwrap()),
+                            secondaries: Vec::new(),
+                            tag: None,
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let hosts = helper.client().host_list().unwrap();
+    let listed: BTreeSet<String> = hosts.iter().map(|h| h.name.to_string()).collect();
+    let mut expected: BTreeSet<String> = (0..names)
+        .map(|i| helper.ns(&format!("{}{i}", if i % 2 == 0 { "s" } else { "n" })))
+        .collect();
+    expected.extend(listed.iter().filter(|n| n.contains("dup")).cloned());
+    assert_eq!(listed, expected);
+    let not_hosts: Vec<String> = ["edge", "core", "lab", "hidden"]
+        .iter()
+        .map(|n| helper.ns(n))
+        .collect();
+    let kernel: BTreeSet<String> = ip_netns_list()
+        .into_iter()
+        .filter(|n| n.starts_with(&helper.prefix) && !not_hosts.contains(n))
+        .collect();
+    assert_eq!(listed, kernel, "host list and /run/netns agree");
+    // lab's added gateway survived the churn, once, and every host works.
+    let eth1 = addrs(&helper.ns("lab"), "eth1");
+    assert_eq!(eth1, ["10.0.3.1/24", "10.7.7.1/24"]);
+    for h in &hosts {
+        assert!(ping(h.name.as_str(), &h.gateway.to_string()), "{}", h.name);
+    }
 }
