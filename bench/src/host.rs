@@ -141,10 +141,81 @@ pub fn measure(
     })
 }
 
-/// Adds `pool` hosts one at a time to a helper at `socket` whose pool holds `pool`
-/// namespaces, each after the filler has had time to replace the last one taken; returns the
-/// times of those the pool served, and how many it served.
+/// What the pooled measures found.
+pub struct PoolResult {
+    /// `host_add` through the Rust client, of the adds the pool served.
+    pub lib: Vec<Duration>,
+    /// How many of the `pool` library adds the pool served.
+    pub lib_hits: usize,
+    /// `tsimctl host add`, back to back, one process each.
+    pub ctl: Vec<Duration>,
+    /// How many of those the pool served.
+    pub ctl_hits: usize,
+}
+
+/// Against a helper at `socket` whose pool holds `pool` namespaces: adds `pool` hosts one at
+/// a time through the library, each after the filler has had time to replace the last one
+/// taken; then `n` hosts back to back through `tsimctl`, as a user would, with whatever the
+/// filler keeps up with.
 pub fn measure_pool(
+    tsimctl_bin: &Path,
+    socket: &Path,
+    prefix: &str,
+    pool: usize,
+    n: usize,
+) -> anyhow::Result<PoolResult> {
+    let (lib, lib_hits) = measure_pool_lib(socket, prefix, pool)?;
+    wait_for_pool(socket, prefix, pool)?;
+    let lab = format!("{prefix}lab");
+    let mut ctl = Vec::with_capacity(n);
+    let mut ctl_hits = 0;
+    for i in 0..n {
+        let name = format!("{prefix}q{i}");
+        let ip = format!("10.0.3.{}/24", 10 + i);
+        let started = Instant::now();
+        let out = Command::new(tsimctl_bin)
+            .arg("--socket")
+            .arg(socket)
+            .args(["host", "add", &name, "--ip", &ip, "--router", &lab])
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("cannot run {}", tsimctl_bin.display()))?;
+        ctl.push(started.elapsed());
+        ensure!(out.status.success(), "tsimctl host add {name} failed");
+        if String::from_utf8_lossy(&out.stdout).contains("from the pool") {
+            ctl_hits += 1;
+        }
+    }
+    for i in 0..n {
+        tsimctl(tsimctl_bin, socket, &["host", "del", &format!("{prefix}q{i}")])?;
+    }
+    Ok(PoolResult {
+        lib,
+        lib_hits,
+        ctl,
+        ctl_hits,
+    })
+}
+
+/// Waits until the pool of the helper at `socket` holds `pool` namespaces.
+fn wait_for_pool(socket: &Path, prefix: &str, pool: usize) -> anyhow::Result<()> {
+    let client = tsim_client::BlockingClient::connect(socket, "tsim-bench")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pooled = client
+            .ns_list()?
+            .iter()
+            .filter(|n| n.name.as_str().starts_with(&format!("{prefix}pool-")))
+            .count();
+        if pooled >= pool {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "the pool did not fill");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn measure_pool_lib(
     socket: &Path,
     prefix: &str,
     pool: usize,
@@ -154,22 +225,9 @@ pub fn measure_pool(
         .build()?;
     // From the pool: wait until it is full, then add as many hosts as it holds, one at a
     // time, each after the filler has had time to replace the last one taken.
+    wait_for_pool(socket, prefix, pool)?;
     rt.block_on(async {
         let client = Client::connect(socket, "tsim-bench").await?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let pooled = client
-                .ns_list()
-                .await?
-                .iter()
-                .filter(|n| n.name.as_str().starts_with(&format!("{prefix}pool-")))
-                .count();
-            if pooled >= pool {
-                break;
-            }
-            ensure!(Instant::now() < deadline, "the pool did not fill");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         let mut samples = Vec::with_capacity(pool);
         let mut hits = 0;
         for i in 0..pool {
