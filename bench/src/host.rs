@@ -187,7 +187,11 @@ pub fn measure_pool(
         }
     }
     for i in 0..n {
-        tsimctl(tsimctl_bin, socket, &["host", "del", &format!("{prefix}q{i}")])?;
+        tsimctl(
+            tsimctl_bin,
+            socket,
+            &["host", "del", &format!("{prefix}q{i}")],
+        )?;
     }
     Ok(PoolResult {
         lib,

@@ -18,7 +18,7 @@ use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use tsim_protocol::ops::{AddrSpec, HostInfo};
-use tsim_protocol::topology::{InterfaceDef, RouterDef};
+use tsim_protocol::topology::{InterfaceDef, RouterDef, Topology};
 use tsim_protocol::{Cidr, ErrorCode, IfName, NsName};
 
 use crate::context::Helper;
@@ -163,6 +163,39 @@ pub fn behind(router: &RouterDef, ip: &Cidr, dev: &IfName) -> Result<Placement, 
         )));
     }
     on_bridge(router, iface, gateway, true)
+}
+
+/// Checks that no router of `topology` has `ip` on the bridge a host would join (the
+/// host's address), or, for a gateway the helper would add, on that bridge either.
+pub fn check_bridge(
+    topology: &Topology,
+    placement: &Placement,
+    router: &NsName,
+    ip: &Cidr,
+) -> Result<(), HelperError> {
+    for other in &topology.routers {
+        for iface in other
+            .interfaces
+            .iter()
+            .filter(|i| i.bridge.as_ref() == Some(&placement.bridge))
+        {
+            for a in iface.addrs.iter().map(|a| a.addr.addr()) {
+                if a == ip.addr() {
+                    return Err(HelperError::Conflict(format!(
+                        "Address {a} is router {}'s (on {}), on the bridge the host would join",
+                        other.name, iface.name
+                    )));
+                }
+                if placement.gateway_added && a == placement.gateway && &other.name != router {
+                    return Err(HelperError::Conflict(format!(
+                        "The gateway {a} router {router} would need is router {}'s (on {}), on the same bridge",
+                        other.name, iface.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The name of a host's veth end in the hidden namespace: `h` and 12 hex digits of a hash
@@ -494,6 +527,30 @@ mod tests {
         assert_eq!(unknown.code(), ErrorCode::NotFound);
         let no_bridge = behind(&r, &cidr("10.9.0.5/24"), &"wg0".parse().unwrap()).unwrap_err();
         assert_eq!(no_bridge.code(), ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn addresses_of_other_routers_on_the_bridge_conflict() {
+        let topology: Topology = serde_json::from_value(serde_json::json!({
+            "bridges": [{"name": "br-a", "subnet": "10.0.1.0/24"}],
+            "routers": [
+                {"name": "r1", "interfaces": [{"name": "eth0", "up": true, "addrs": [{"addr": "10.0.1.1/24"}], "bridge": "br-a", "hidden_end": "v1"}]},
+                {"name": "r2", "interfaces": [{"name": "eth0", "up": true, "addrs": [{"addr": "10.0.1.2/24"}, {"addr": "10.9.0.1/24"}], "bridge": "br-a", "hidden_end": "v2"}]}
+            ]
+        }))
+        .unwrap();
+        let r1 = &topology.routers[0];
+        let r1_name = &r1.name;
+        let p = facing(r1, &cidr("10.0.1.2/24"), None).unwrap().unwrap();
+        let e = check_bridge(&topology, &p, r1_name, &cidr("10.0.1.2/24")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        assert!(e.to_string().contains("r2"), "{e}");
+        let p = facing(r1, &cidr("10.0.1.3/24"), None).unwrap().unwrap();
+        check_bridge(&topology, &p, r1_name, &cidr("10.0.1.3/24")).unwrap();
+        // r1 would add 10.9.0.1 for a host in 10.9.0.0/24: r2 has it on the same bridge.
+        let p = behind(r1, &cidr("10.9.0.5/24"), &"eth0".parse().unwrap()).unwrap();
+        let e = check_bridge(&topology, &p, r1_name, &cidr("10.9.0.5/24")).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Conflict);
     }
 
     #[test]

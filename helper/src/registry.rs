@@ -339,6 +339,14 @@ impl Registry {
                         host.hidden_end
                     )));
                 }
+                if h.bridge == host.bridge && h.ip.addr() == host.ip.addr() {
+                    return Err(HelperError::Conflict(format!(
+                        "Address {} is taken by host {other} on the same bridge {} (behind router {})",
+                        host.ip.addr(),
+                        h.bridge,
+                        h.router
+                    )));
+                }
                 if h.router != host.router {
                     continue;
                 }

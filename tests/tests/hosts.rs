@@ -229,7 +229,17 @@ fn identity_conflicts_and_validation_row_by_row() {
     let (c, m) = code(add(&helper, "h2", "10.0.3.1/24", "lab"));
     assert_eq!(c, ErrorCode::Conflict, "{m}");
     assert!(m.contains("own"), "{m}");
-    // The same address on another router is fine (as the old system's sources share one).
+    // Another router's address on the bridge the host would join (edge's 10.0.1.1 is on
+    // core's eth0 bridge), and a host's address behind another router on the same bridge.
+    let (c, m) = code(add(&helper, "h2", "10.0.1.1/24", "core"));
+    assert_eq!(c, ErrorCode::Conflict, "{m}");
+    assert!(m.contains(&helper.ns("edge")), "{m}");
+    add(&helper, "on-edge", "10.0.1.50/24", "edge").unwrap();
+    let (c, m) = code(add(&helper, "h2", "10.0.1.50/24", "core"));
+    assert_eq!(c, ErrorCode::Conflict, "{m}");
+    assert!(m.contains(&helper.ns("on-edge")), "{m}");
+    // The same address on another router and bridge is fine (as the old system's sources
+    // share one).
     add(&helper, "h2", "10.0.3.100/24", "core").unwrap();
     // An address that would be the gateway added for it.
     let (c, m) = code(add(&helper, "h3", "10.9.9.1/24", "core"));
@@ -300,7 +310,7 @@ fn identity_conflicts_and_validation_row_by_row() {
         .into_iter()
         .filter(|n| n.starts_with(&helper.prefix))
         .collect();
-    let want: BTreeSet<String> = ["edge", "core", "lab", "hidden", "h1", "h2"]
+    let want: BTreeSet<String> = ["edge", "core", "lab", "hidden", "h1", "h2", "on-edge"]
         .iter()
         .map(|n| helper.ns(n))
         .collect();

@@ -100,6 +100,7 @@ pub(super) async fn add(
             hosts::behind(router, &args.ip, &dev)?
         }
     };
+    hosts::check_bridge(&net.topology, &placement, &args.router, &args.ip)?;
     let facet = HostFacet {
         ip: args.ip,
         secondaries: args.secondaries.clone(),
