@@ -118,6 +118,54 @@ pub fn measure(
     })
 }
 
+/// Sets up the network of `source`, adds `hosts` hosts spread over its routers (one request,
+/// each host behind the first bridged interface of its router, in a subnet of its own that
+/// needs an added gateway), and returns how long `tsimctl net teardown` takes to remove it
+/// all.
+pub fn teardown_with_hosts(
+    tsimctl_bin: &Path,
+    socket: &Path,
+    source: &Source,
+    hosts: usize,
+    settle: &dyn Fn(),
+) -> anyhow::Result<Duration> {
+    let prefix = format!("bt{:x}-", std::process::id());
+    let (kind, path) = match source {
+        Source::Facts(d) => ("--facts", d.display().to_string()),
+        Source::Topology(f) => ("--topology", f.display().to_string()),
+    };
+    let topology = plan(tsimctl_bin, source, &prefix)?;
+    settle();
+    tsimctl(
+        tsimctl_bin,
+        socket,
+        &["net", "setup", kind, &path, "--prefix", &prefix, "--quiet"],
+    )?;
+    let routers: Vec<(&str, &str)> = topology
+        .routers
+        .iter()
+        .filter_map(|r| {
+            let iface = r.interfaces.iter().find(|i| i.bridge.is_some())?;
+            Some((r.name.as_str(), iface.name.as_str()))
+        })
+        .collect();
+    ensure!(!routers.is_empty(), "no router with a bridged interface");
+    let ops = (0..hosts)
+        .map(|i| {
+            let k = i % routers.len();
+            let (router, dev) = routers[k];
+            let op = serde_json::json!({"op": "host_add", "name": format!("{prefix}h{i}"),
+                "ip": format!("10.200.{k}.{}/24", 10 + i / routers.len()),
+                "router": router, "router_if": dev});
+            Ok(serde_json::from_value(op)?)
+        })
+        .collect::<anyhow::Result<Vec<tsim_protocol::Op>>>()?;
+    let client = tsim_client::BlockingClient::connect(socket, "tsim-bench")?;
+    client.request(ops, tsim_client::RequestOptions::default())?;
+    let took = tsimctl(tsimctl_bin, socket, &["net", "teardown"])?;
+    Ok(took)
+}
+
 /// One process, optionally fed `input`; fails if it fails.
 fn run(args: &[&str], input: Option<&str>) -> anyhow::Result<()> {
     let mut child = Command::new(args[0])
