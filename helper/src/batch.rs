@@ -123,6 +123,15 @@ impl Txn {
                 }
             }
         }
+        // A router deleted by this request needs no gateway released or neighbour forgotten.
+        let deleted: std::collections::HashSet<NsName> = self
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::NsDeleted { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
         for effect in self.effects.drain(..) {
             match effect {
                 Effect::NsCreated { .. }
@@ -138,7 +147,7 @@ impl Txn {
                     dev,
                     ip,
                     gateway,
-                } => {
+                } if !deleted.contains(&router) => {
                     if let Some(gateway) = gateway {
                         if let Err(e) = helper
                             .gateways
@@ -152,6 +161,7 @@ impl Txn {
                         crate::hosts::forget_neighbour(helper, &router, &dev, ip).await;
                     }
                 }
+                Effect::HostGone { .. } => {}
             }
         }
         Ok(())

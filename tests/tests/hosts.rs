@@ -178,6 +178,8 @@ fn hosts_reach_their_gateway_and_each_other_from_the_first_packet() {
     let torn: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(torn["hosts"], 3, "{torn}");
     assert!(helper.client().host_list().unwrap().is_empty());
+    // The gateway added for a host went with its router, without a complaint.
+    assert!(!helper.log().contains("ERROR"), "{}", helper.log());
     assert!(
         !ip_netns_list()
             .iter()
