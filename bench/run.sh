@@ -25,10 +25,12 @@ report=$(target/release/tsim-bench "$@")
   echo "  The baseline builds the same compiled network the old way, one \`ip\`, \`ip netns exec … sysctl\`, \`ipset restore\` or \`iptables-restore\` process per step, serially (the old system also started Python processes, so its ~60 s is far above this baseline)."
   echo "  The synthetic network is a ring of routers, each with 5 links to each side (one /24 and one bridge per link), 10 static routes and a 20-rule firewall."
   echo "  Teardown returns when the namespaces are gone from \`/run/netns\`; the kernel goes on freeing them for a few seconds (about 9 s for the synthetic network)."
+  echo "  The teardown with 100 hosts is one \`net teardown\` after the 10-router network got 100 hosts (10 a router, each behind a gateway the helper added) in one request."
   echo "* The host rows run on the bundled example network (3 routers), all hosts behind one router, against \`bench/host_baseline.sh\` (one \`ip\` process per step) run in the same phase."
   echo "  \`tsimctl\` rows start one process per host, as a user would: on this virtual machine starting any process costs about 0.8 ms and starting \`tsimctl\` (dynamically linked, clap, tokio) about 1.3 ms, so at most about 1.2 ms of a \`tsimctl host add\` is the helper's."
   echo "  A fresh host is a new namespace, a veth born on the bridge, an address and a route (about 0.9 ms of it is the kernel's, see the floor rows); a pooled host only has its namespace renamed, its parked veth end attached to the bridge, and its address and route added."
   echo "  The 4 concurrent clients do not go much faster than one: the kernel serializes namespace and link creation (RTNL), and the machine has two cores."
+  echo "  The host rows run before the 1000-host batches: after those, even once the kernel has freed their namespaces, host creation stays about twice as slow for a while (seen in an earlier run: 2.8 ms instead of 1.4 ms through the library)."
   echo "* The namespace rows compare one request to the helper (create: mount point, unshare, bind mount, DAD off, netlink socket, lo up, state record) with one \`ip netns add\` process (which does not bring lo up)."
 } > bench/RESULTS.md
 cat bench/RESULTS.md
