@@ -4,6 +4,7 @@
 //! Invariant: nothing here needs privileges; everything privileged is asked of the helper.
 
 pub mod blocking;
+pub mod cli;
 pub mod client;
 pub mod facts;
 pub mod network;

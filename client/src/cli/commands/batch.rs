@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use tsim_protocol::{Op, OpResult};
 
 use super::{CliError, Ctx, print_json};
-use tsim_client::RequestOptions;
+use crate::RequestOptions;
 
 /// Send a JSON list of operations as one request.
 ///

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use tsim_client::facts;
-use tsim_client::network::{self, Kind, Problem, RouterReport, RouterStatus};
-use tsim_client::{Client, RequestOptions};
+use crate::facts;
+use crate::network::{self, Kind, Problem, RouterReport, RouterStatus};
+use crate::{Client, RequestOptions};
 use tsim_protocol::ops::{NetApplied, NetApply, NetShow, NetShown, NetTeardown};
 use tsim_protocol::topology::Topology;
 use tsim_protocol::{NsName, Op, OpResult};

@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use serde::Serialize;
 use tsim_protocol::{OpResult, WireError};
 
-use tsim_client::{Client, ClientError};
+use crate::{Client, ClientError};
 
 /// `println!` on standard output that ends the process quietly (status 0) when the output is
 /// a pipe its reader closed (`tsimctl ... | head`), instead of panicking.
 macro_rules! out {
     () => {
-        $crate::commands::write_line(format_args!(""))
+        $crate::cli::commands::write_line(format_args!(""))
     };
     ($($arg:tt)*) => {
-        $crate::commands::write_line(format_args!($($arg)*))
+        $crate::cli::commands::write_line(format_args!($($arg)*))
     };
 }
 
