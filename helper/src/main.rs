@@ -62,7 +62,11 @@ fn run(config: Config) -> anyhow::Result<()> {
         );
         tsim_helper::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
         tokio::spawn(tsim_helper::ops::pool::run(helper.clone()));
-        let shutdown = shutdown_signal()?;
+        let signal = shutdown_signal()?;
+        let shutdown = async {
+            signal.await;
+            notify_stopping();
+        };
         match std_listener {
             Some(l) => {
                 l.set_nonblocking(true)?;
@@ -136,6 +140,13 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 fn notify_ready() {
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "Cannot notify systemd of readiness");
+    }
+}
+
+/// Tells systemd the helper is shutting down (running requests may still finish).
+fn notify_stopping() {
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Stopping]) {
+        tracing::warn!(error = %e, "Cannot notify systemd of the shutdown");
     }
 }
 

@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
@@ -144,6 +145,12 @@ pub struct HelperOptions {
     pub args: Vec<String>,
     /// The group to serve (`--group`); root's group by default.
     pub group: String,
+    /// Start it the way systemd's socket unit does: through `systemd-socket-activate`, which
+    /// binds the socket, passes it (`LISTEN_FDS`) and starts the helper on the first
+    /// connection, with a clean environment.
+    pub activate: bool,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for HelperOptions {
@@ -151,6 +158,8 @@ impl Default for HelperOptions {
         Self {
             args: Vec::new(),
             group: "0".into(),
+            activate: false,
+            env: Vec::new(),
         }
     }
 }
@@ -225,10 +234,24 @@ impl TestHelper {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(binary("tsim-helper"))
-            .args(["--socket", &self.socket.display().to_string()])
+        let socket = self.socket.display().to_string();
+        let mut command = if self.options.activate {
+            let mut c = Command::new("systemd-socket-activate");
+            c.args(["-l", &socket, "-E", "TSIM_LOG=debug"]);
+            for (k, v) in &self.options.env {
+                c.args(["-E", &format!("{k}={v}")]);
+            }
+            c.arg(binary("tsim-helper"));
+            c
+        } else {
+            let mut c = Command::new(binary("tsim-helper"));
+            c.args(["--socket", &socket])
+                .env("TSIM_LOG", "debug")
+                .envs(self.options.env.iter().map(|(k, v)| (k, v)));
+            c
+        };
+        let child = command
             .args(self.args())
-            .env("TSIM_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -427,4 +450,57 @@ impl RawConn {
     pub fn shutdown_write(&self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
+}
+
+/// The uid (and gid) tests run unprivileged commands as.
+pub const NOBODY: u32 = 65534;
+
+/// A group id for this test run that no real group is likely to have.
+pub fn test_gid(offset: u32) -> u32 {
+    40_000 + (std::process::id() % 10_000) * 2 + offset
+}
+
+/// A copy of tsimctl that any user can execute.
+pub fn tsimctl_for_anyone(dir: &Path) -> PathBuf {
+    let copy = dir.join("tsimctl");
+    if !copy.exists() {
+        // Copy with a child process: a descriptor open for writing in this (multi-threaded)
+        // process could leak into a concurrent fork and make exec fail with ETXTBSY.
+        let ok = Command::new("install")
+            .args(["-m", "0755"])
+            .arg(binary("tsimctl"))
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    copy
+}
+
+/// Runs tsimctl as uid/gid `NOBODY` with exactly the supplementary `groups`.
+#[allow(
+    unsafe_code,
+    reason = "pre_exec is needed to set supplementary groups before setuid"
+)]
+pub fn tsimctl_as_nobody(helper: &TestHelper, groups: &[u32], args: &[&str]) -> Output {
+    let groups: Vec<nix::unistd::Gid> = groups
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
+    let mut cmd = Command::new(tsimctl_for_anyone(helper.dir.path()));
+    cmd.arg("--socket")
+        .arg(&helper.socket)
+        .args(args)
+        .current_dir("/");
+    // SAFETY: the closure only makes async-signal-safe system calls (setgroups, setgid,
+    // setuid) between fork and exec, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setgroups(&groups)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY))?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY))?;
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
 }

@@ -2,63 +2,11 @@
 //! ownership of namespaces; and the capabilities the helper keeps.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use tsim_tests::{HelperOptions, TestHelper, binary, ip_netns_list, require_priv};
-
-const NOBODY: u32 = 65534;
-
-/// A group id for this test run that no real group is likely to have.
-fn test_gid(offset: u32) -> u32 {
-    40_000 + (std::process::id() % 10_000) * 2 + offset
-}
-
-/// A copy of tsimctl that any user can execute.
-fn tsimctl_for_anyone(dir: &Path) -> PathBuf {
-    let copy = dir.join("tsimctl");
-    if !copy.exists() {
-        // Copy with a child process: a descriptor open for writing in this (multi-threaded)
-        // process could leak into a concurrent fork and make exec fail with ETXTBSY.
-        let ok = Command::new("install")
-            .args(["-m", "0755"])
-            .arg(binary("tsimctl"))
-            .arg(&copy)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    copy
-}
-
-/// Runs tsimctl as uid/gid `NOBODY` with exactly the supplementary `groups`.
-#[allow(
-    unsafe_code,
-    reason = "pre_exec is needed to set supplementary groups before setuid"
-)]
-fn tsimctl_as_nobody(helper: &TestHelper, groups: &[u32], args: &[&str]) -> Output {
-    let groups: Vec<nix::unistd::Gid> = groups
-        .iter()
-        .map(|g| nix::unistd::Gid::from_raw(*g))
-        .collect();
-    let mut cmd = Command::new(tsimctl_for_anyone(helper.dir.path()));
-    cmd.arg("--socket")
-        .arg(&helper.socket)
-        .args(args)
-        .current_dir("/");
-    // SAFETY: the closure only makes async-signal-safe system calls (setgroups, setgid,
-    // setuid) between fork and exec, and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setgroups(&groups)?;
-            nix::unistd::setgid(nix::unistd::Gid::from_raw(NOBODY))?;
-            nix::unistd::setuid(nix::unistd::Uid::from_raw(NOBODY))?;
-            Ok(())
-        });
-    }
-    cmd.output().unwrap()
-}
+use tsim_tests::{
+    HelperOptions, NOBODY, TestHelper, ip_netns_list, require_priv, test_gid, tsimctl_as_nobody,
+};
 
 fn text(out: &Output) -> String {
     format!(
@@ -75,6 +23,7 @@ fn strangers_are_refused_whatever_the_socket_mode() {
     let helper = TestHelper::start_with(HelperOptions {
         args: vec!["--socket-mode".into(), "0666".into()],
         group: group.to_string(),
+        ..HelperOptions::default()
     });
     let mode = std::fs::metadata(&helper.socket)
         .unwrap()
@@ -108,6 +57,7 @@ fn only_owners_and_admins_delete() {
     let helper = TestHelper::start_with(HelperOptions {
         args: vec!["--admin-group".into(), admins.to_string()],
         group: group.to_string(),
+        ..HelperOptions::default()
     });
     let roots = helper.ns("roots");
     helper
@@ -194,6 +144,7 @@ fn only_root_and_admins_apply_or_tear_down_the_network() {
     let helper = TestHelper::start_with(HelperOptions {
         args: vec!["--admin-group".into(), admins.to_string()],
         group: group.to_string(),
+        ..HelperOptions::default()
     });
     let router = helper.ns("r1");
     let topology = serde_json::json!({
@@ -244,6 +195,7 @@ fn hosts_belong_to_who_added_them() {
     let helper = TestHelper::start_with(HelperOptions {
         args: vec!["--admin-group".into(), admins.to_string()],
         group: group.to_string(),
+        ..HelperOptions::default()
     });
     // A tiny network, readable by nobody: one router with one subnet.
     let router = helper.ns("r1");
