@@ -329,6 +329,17 @@ fn the_added_gateway_goes_with_the_last_host_that_needs_it() {
     add(&helper, "a", "10.9.9.10/24", "core").unwrap();
     add(&helper, "b", "10.9.9.11/24", "core").unwrap();
     assert!(addrs(&core, "eth0").contains(&gateway));
+    // `net verify` knows the gateways added for hosts: no difference from the facts.
+    let facts = example().display().to_string();
+    let out = helper.tsimctl(&[
+        "net",
+        "verify",
+        "--facts",
+        &facts,
+        "--prefix",
+        &helper.prefix,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
     helper
         .client()
         .host_delete(helper.ns("a").parse().unwrap())

@@ -8,5 +8,5 @@ pub mod verify;
 pub mod view;
 
 pub use status::RouterStatus;
-pub use verify::{Finding, Kind, Problem, RouterReport, compare};
+pub use verify::{Finding, Kind, Problem, RouterReport, compare, with_host_gateways};
 pub use view::{RouterView, read_router, read_routers};

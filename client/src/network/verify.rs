@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use tsim_protocol::net::{RouteProto, RouteType, RuleAction, Scope, TableId};
-use tsim_protocol::ops::{NetWarning, NextHop, RouteInfo, RuleInfo};
-use tsim_protocol::topology::{RouteDef, RouterDef, RuleDef};
+use tsim_protocol::ops::{HostInfo, NetWarning, NextHop, RouteInfo, RuleInfo};
+use tsim_protocol::topology::{AddrDef, RouteDef, RouterDef, RuleDef};
 use tsim_protocol::{Cidr, NsName};
 
 use super::firewall::{TableDump, canonical_rule, parse_ipset, parse_iptables};
@@ -196,6 +196,32 @@ impl Findings<'_> {
         };
         self.push(kind, item, problem);
     }
+}
+
+/// `router` as the hosts on it have made it: with the gateways the helper added to its
+/// interfaces for them (each once), which the facts do not know about.
+pub fn with_host_gateways(router: &RouterDef, hosts: &[HostInfo]) -> RouterDef {
+    let mut router = router.clone();
+    for h in hosts
+        .iter()
+        .filter(|h| h.gateway_added && h.router == router.name)
+    {
+        let Ok(gateway) = Cidr::new(h.gateway.0, h.ip.prefix()) else {
+            continue;
+        };
+        let Some(iface) = router.interfaces.iter_mut().find(|i| i.name == h.router_if) else {
+            continue;
+        };
+        if !iface.addrs.iter().any(|a| a.addr == gateway) {
+            iface.addrs.push(AddrDef {
+                addr: gateway,
+                broadcast: None,
+                scope: None,
+                secondary: false,
+            });
+        }
+    }
+    router
 }
 
 fn collapse(s: &str) -> String {
@@ -744,7 +770,7 @@ fn table(w: &TableDump, k: &TableDump, f: &mut Findings<'_>) -> usize {
 mod tests {
     use super::*;
     use tsim_protocol::ops::{AddrInfo, LinkInfo};
-    use tsim_protocol::topology::{AddrDef, InterfaceDef};
+    use tsim_protocol::topology::InterfaceDef;
 
     fn router() -> RouterDef {
         RouterDef {
@@ -826,6 +852,47 @@ mod tests {
         assert!(report.is_clean(), "{:#?}", report.findings);
         assert_eq!(report.checked[&Kind::Route], 2);
         assert_eq!(report.checked[&Kind::Ipset], 2);
+    }
+
+    #[test]
+    fn gateways_added_for_hosts_are_expected_once() {
+        let host = |name: &str, ip: &str, added: bool| -> HostInfo {
+            serde_json::from_value(serde_json::json!({
+                "name": name, "ip": ip, "router": "r1", "router_if": "eth0",
+                "gateway": "10.7.0.1", "gateway_added": added, "bridge": "br0",
+                "owner_uid": 0, "created_ms": 0, "state": "ready"
+            }))
+            .unwrap()
+        };
+        let hosts = [
+            host("a", "10.7.0.5/24", true),
+            host("b", "10.7.0.6/24", true),
+            host("c", "10.0.0.9/24", false),
+        ];
+        let r = with_host_gateways(&router(), &hosts);
+        let addrs: Vec<String> = r.interfaces[0]
+            .addrs
+            .iter()
+            .map(|a| a.addr.to_string())
+            .collect();
+        assert_eq!(addrs, ["10.0.0.1/24", "10.7.0.1/24"]);
+        // The kernel has it, with its connected route: clean.
+        let mut k = kernel();
+        let mut extra = k.addrs[0].clone();
+        extra.addr = "10.7.0.1/24".parse().unwrap();
+        k.addrs.push(extra);
+        let mut connected = k
+            .routes
+            .iter()
+            .find(|r| r.dst.to_string() == "10.0.0.0/24")
+            .unwrap()
+            .clone();
+        connected.dst = "10.7.0.0/24".parse().unwrap();
+        connected.src = Some("10.7.0.1".parse().unwrap());
+        k.routes.push(connected);
+        assert!(compare(&router(), false, &k, &[]).findings.len() == 2);
+        let report = compare(&r, false, &k, &[]);
+        assert!(report.is_clean(), "{:#?}", report.findings);
     }
 
     #[test]

@@ -277,11 +277,12 @@ async fn verify(ctx: &Ctx, source: &Source) -> Result<(), CliError> {
         .map(|r| r.name.clone())
         .collect();
     let views = network::read_routers(&ctx.client, &expected).await?;
+    let hosts = ctx.client.host_list().await?;
     let mut reports: Vec<RouterReport> = Vec::new();
     for router in &topology.routers {
         match views.iter().find(|v| v.name == router.name) {
             Some(view) => reports.push(network::compare(
-                router,
+                &network::with_host_gateways(router, &hosts),
                 record.policy_tables,
                 view,
                 &record.warnings,
