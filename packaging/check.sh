@@ -3,7 +3,8 @@
 # units (systemd-analyze verify, and the security exposure at most 5.0), sysusers.d and
 # tmpfiles.d, and the Debian package built with cargo-deb and its file list.
 # The socket-activation end-to-end test is tests/tests/systemd.rs (cargo test).
-# Needs root only for nothing; installs cargo-deb and the Debian tools it lacks.
+# The filters of the unit are checked against a real workload under strace (syscalls.sh,
+# root only). Installs cargo-deb and the Debian tools it lacks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
@@ -53,6 +54,15 @@ systemd-analyze security --offline=true --threshold=50 packaging/systemd/tsim-he
 # Mount-namespace sandboxing would hide the helper's /run/netns entries from everyone else.
 if grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|PrivateMounts|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ProtectHostname|ReadWritePaths|ReadOnlyPaths|InaccessiblePaths|TemporaryFileSystem|IPAddressDeny)=' packaging/systemd/tsim-helper.service; then
   fail "tsim-helper.service sets an option that gives it a mount namespace (or filters its traffic)"
+fi
+
+echo "-- the unit's filters against what the helper really calls"
+if [ "$(id -u)" -eq 0 ]; then
+  packaging/syscalls.sh "$root/usr/bin"
+elif [ "${TSIM_REQUIRE_PRIV_TESTS:-}" = 1 ]; then
+  fail "the system call check needs root (TSIM_REQUIRE_PRIV_TESTS=1)"
+else
+  echo "skipped: needs root"
 fi
 
 echo "-- systemd-sysusers and systemd-tmpfiles"

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Checks the service unit's system call, address family and namespace filters against what
+# the helper (and the tools it runs) really use: runs a workload under strace (the 10-router
+# test network with its firewalls and sets, hosts from the pool and made fresh, verify,
+# status, teardown) and fails if anything it did would be refused by the unit.
+# Needs root (it creates namespaces); run by packaging/check.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unit=packaging/systemd/tsim-helper.service
+bin=${1:-target/release}
+source scripts/deps.sh
+need strace strace
+
+work=$(mktemp -d /tmp/tsim-syscalls.XXXXXX)
+prefix="sc$$-"
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then pkill -KILL -P "$pid" || true; kill "$pid" 2>/dev/null || true; fi
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix" || true); do ip netns del "$ns" || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+export TSIM_SOCKET=$work/helper.sock
+strace -f -qq -o "$work/trace" "$bin/tsim-helper" --socket "$TSIM_SOCKET" --state-dir "$work/state" \
+  --group 0 --hidden-ns "${prefix}hidden" --pool-prefix "${prefix}pool-" --pool-size 2 --log text 2>"$work/log" &
+pid=$!
+for _ in $(seq 200); do [ -S "$TSIM_SOCKET" ] && break; sleep 0.05; done
+ctl() { "$bin/tsimctl" "$@" >/dev/null 2>&1; }
+facts=tests/data/facts10/raw
+ctl ping
+ctl net setup --facts "$facts" --prefix "$prefix"
+sleep 0.5 # the pool fills
+ctl host add "${prefix}h1" --ip 10.1.10.50/24 --router "${prefix}hq-lab" --secondary 192.0.2.9/32
+ctl host add "${prefix}h2" --ip 10.77.0.5/24 --router "${prefix}hq-gw" --router-if eth1
+ctl host add "${prefix}h3" --ip 10.1.10.51/24 --router "${prefix}hq-lab"
+ctl net verify --facts "$facts" --prefix "$prefix" || true
+ctl --json net status
+ctl host del "${prefix}h1"
+ctl net teardown
+ctl status
+pkill -TERM -P "$pid" # the helper: strace -o blocks fatal signals for itself
+wait "$pid" || true
+pid=
+
+# What the unit allows: @default, the allow-listed sets, minus the deny-listed ones.
+expand() {
+  systemd-analyze syscall-filter "$1" | awk 'NR > 1 && $1 !~ /^#/ && NF {print $1}' |
+    while read -r x; do case "$x" in @*) expand "$x" ;; *) echo "$x" ;; esac; done
+}
+allow=$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' "$unit")
+deny=$(sed -n 's/^SystemCallFilter=~\(.*\)/\1/p' "$unit")
+{ expand @default; for g in $allow; do case "$g" in @*) expand "$g" ;; *) echo "$g" ;; esac; done; } | sort -u >"$work/allow"
+for g in $deny; do case "$g" in @*) expand "$g" ;; *) echo "$g" ;; esac; done | sort -u >"$work/deny"
+comm -23 "$work/allow" "$work/deny" >"$work/allowed"
+awk '{ if ($2 ~ /^[a-z_0-9]+\(/) { split($2, a, "("); print a[1] } }' "$work/trace" | sort -u >"$work/used"
+refused=$(comm -23 "$work/used" "$work/allowed")
+[ -z "$refused" ] || { echo "syscalls: the unit's SystemCallFilter= would refuse: $refused" >&2; exit 1; }
+
+families=$(sed -n 's/^RestrictAddressFamilies=//p' "$unit")
+for f in $(grep -o 'socket(AF_[A-Z0-9]*' "$work/trace" | sed 's/socket(//' | sort -u); do
+  [[ " $families " == *" $f "* ]] || { echo "syscalls: RestrictAddressFamilies= would refuse $f" >&2; exit 1; }
+done
+namespaces=$(sed -n 's/^RestrictNamespaces=//p' "$unit")
+[ "$namespaces" = net ] || { echo "syscalls: expected RestrictNamespaces=net, not $namespaces" >&2; exit 1; }
+other=$(grep -oE '(unshare|setns)\([^)]*' "$work/trace" | grep -oE 'CLONE_NEW[A-Z]+' | grep -v '^CLONE_NEWNET$' | sort -u || true)
+[ -z "$other" ] || { echo "syscalls: RestrictNamespaces=net would refuse $other" >&2; exit 1; }
+
+echo "$(wc -l <"$work/used") system calls, socket families $(grep -o 'socket(AF_[A-Z0-9]*' "$work/trace" | sed 's/socket(//' | sort -u | tr '\n' ' ')and network namespaces only: all allowed by the unit"
