@@ -14,11 +14,13 @@ mod basic;
 mod host;
 mod net;
 mod netdef;
+mod svc;
 
 pub use basic::*;
 pub use host::*;
 pub use net::*;
 pub use netdef::*;
+pub use svc::*;
 
 /// Generates the operation and result enums from one table of
 /// `Variant(Args) -> Result, "name", mutating`.
@@ -147,4 +149,14 @@ define_ops! {
     HostList(HostList) -> Hosts, "host_list", false;
     /// Delete the hosts matching a tag or owner.
     HostClean(HostClean) -> HostsCleaned, "host_clean", true;
+    /// Start an echo service inside a namespace.
+    SvcStart(SvcStart) -> SvcInfo, "svc_start", true;
+    /// Stop an echo service.
+    SvcStop(SvcStop) -> Done, "svc_stop", true;
+    /// List the echo services.
+    SvcList(SvcList) -> Services, "svc_list", false;
+    /// Connect over TCP from inside a namespace, send a message and read the echo.
+    ProbeTcp(ProbeEcho) -> ProbeEchoResult, "probe_tcp", false;
+    /// Send a UDP datagram from inside a namespace and read the echo.
+    ProbeUdp(ProbeEcho) -> ProbeEchoResult, "probe_udp", false;
 }
