@@ -57,6 +57,16 @@ pub enum Effect {
         /// The gateway, with the host's prefix.
         gateway: Cidr,
     },
+    /// An echo service was started; undoing stops it.
+    SvcStarted {
+        /// Which.
+        key: crate::services::SvcKey,
+    },
+    /// An echo service was stopped; undoing binds it again (if its address is still free).
+    SvcStopped {
+        /// Its record.
+        record: crate::state::SvcRecord,
+    },
     /// A host was deleted (its namespace's deletion is an [`Effect::NsDeleted`] before this
     /// one): on commit, its gateway is released and its router forgets its address.
     HostGone {
@@ -137,8 +147,12 @@ impl Txn {
                 Effect::NsCreated { .. }
                 | Effect::Changed { .. }
                 | Effect::NetState { .. }
-                | Effect::GatewayHeld { .. } => {}
+                | Effect::GatewayHeld { .. }
+                | Effect::SvcStarted { .. }
+                | Effect::SvcStopped { .. } => {}
                 Effect::NsDeleted { name, handle } => {
+                    // Its services' sockets would keep the namespace alive.
+                    helper.services.stop_ns(helper, &name);
                     drop(handle);
                     helper.registry.finish_delete(&name);
                 }
@@ -194,6 +208,14 @@ impl Txn {
                     }
                 }
                 Effect::HostGone { .. } => {}
+                Effect::SvcStarted { key } => {
+                    helper.services.stop(helper, &key);
+                }
+                Effect::SvcStopped { record } => {
+                    if let Err(e) = helper.services.start(helper, record).await {
+                        tracing::error!(error = %chain(&e), "Cannot undo a service's stop; it stays stopped");
+                    }
+                }
                 Effect::NetState { previous } => {
                     if let Err(e) = helper.registry.store().save_net(previous.as_deref()) {
                         tracing::error!(error = %chain(&e), "Cannot put the network's record back");

@@ -90,6 +90,19 @@ pub struct Config {
     /// On SIGTERM, how long running requests may take before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
+
+    /// Echo services: TCP connections open at once per service (more are closed at once).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub svc_max_connections: u64,
+
+    /// Echo services: bytes echoed per TCP connection (then it is closed) and per UDP
+    /// datagram.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    pub svc_max_bytes: u64,
+
+    /// Echo services: seconds a TCP connection may idle before it is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub svc_idle_secs: u64,
 }
 
 fn parse_pool_prefix(s: &str) -> Result<String, String> {

@@ -35,6 +35,8 @@ pub struct Helper {
     pub tools: Tools,
     /// The gateways added to routers for hosts.
     pub gateways: Gateways,
+    /// The echo services.
+    pub services: crate::services::Services,
     /// Whether the kernel has the dummy driver: 0 not known yet, 1 yes, 2 no.
     pub dummy_driver: AtomicU8,
     /// Wakes the pool's filler (see `ops::pool`).
@@ -66,6 +68,11 @@ impl Helper {
         runtime: RuntimeHandle,
     ) -> Result<(Arc<Self>, Recovery), StateError> {
         let netns = Netns::new(runtime);
+        let svc_limits = crate::services::SvcLimits {
+            max_connections: config.svc_max_connections,
+            max_bytes: config.svc_max_bytes,
+            idle: std::time::Duration::from_secs(config.svc_idle_secs),
+        };
         let (registry, recovery) = Registry::recover(store, &netns)?;
         let helper = Helper {
             config,
@@ -76,6 +83,7 @@ impl Helper {
             counters: Counters::default(),
             tools: Tools::discover(),
             gateways: Gateways::default(),
+            services: crate::services::Services::new(svc_limits),
             dummy_driver: AtomicU8::new(0),
             pool_wanted: tokio::sync::Notify::new(),
             pool_serial: AtomicU64::new(0),

@@ -24,6 +24,7 @@ pub mod nlmsg;
 pub mod ops;
 pub mod registry;
 pub mod server;
+pub mod services;
 pub mod state;
 pub mod tools;
 pub mod undo;

@@ -61,6 +61,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             "Registry recovered"
         );
         tsim_helper::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
+        helper.services.restore(&helper).await;
         tokio::spawn(tsim_helper::ops::pool::run(helper.clone()));
         let signal = shutdown_signal()?;
         let shutdown = async {

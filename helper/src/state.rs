@@ -5,6 +5,7 @@
 //! ```text
 //! ns/<name>.json     one record per managed namespace
 //! net.json           the applied simulated network
+//! services.json      the echo services, all in one record
 //! ```
 //!
 //! A record is written to a temporary file and renamed over the old one, so a reader (the
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
 use tsim_protocol::net::Ip;
-use tsim_protocol::ops::{NetWarning, NsInfo};
+use tsim_protocol::ops::{NetWarning, NsInfo, Transport};
 use tsim_protocol::topology::Topology;
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
@@ -212,6 +213,36 @@ impl NetRecord {
     }
 }
 
+/// An echo service, as recorded so that a restarted helper binds it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SvcRecord {
+    /// The namespace it listens in.
+    pub ns: NsName,
+    /// That namespace's inode number when the service started: a namespace replaced since
+    /// does not get the service back.
+    pub ino: u64,
+    /// The local address.
+    pub ip: Ip,
+    /// The port.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub proto: Transport,
+    /// Who started it.
+    pub owner_uid: u32,
+    /// Its tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+    /// When it was started, Unix milliseconds.
+    pub created_ms: u64,
+}
+
+/// The file of every service.
+#[derive(Debug, Serialize, Deserialize)]
+struct SvcFile {
+    version: u32,
+    services: Vec<SvcRecord>,
+}
+
 /// A record file that could not be read; reported and left in place for an operator.
 #[derive(Debug)]
 pub struct BadRecord {
@@ -329,6 +360,41 @@ impl StateStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 Err(source) => Err(StateError::Remove { path, source }),
             },
+        }
+    }
+
+    fn svc_path(&self) -> PathBuf {
+        self.dir.join("services.json")
+    }
+
+    /// Writes the records of every running service (all of them, atomically).
+    pub fn save_services(&self, services: &[SvcRecord]) -> Result<(), StateError> {
+        let path = self.svc_path();
+        let file = SvcFile {
+            version: RECORD_VERSION,
+            services: services.to_vec(),
+        };
+        let json = serde_json::to_vec(&file).expect("a record always serializes");
+        write_atomic(&path, &json).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// The recorded services (none if there is no record).
+    pub fn load_services(&self) -> Result<Vec<SvcRecord>, StateError> {
+        let path = self.svc_path();
+        match fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<SvcFile>(&bytes) {
+                Ok(file) if file.version == RECORD_VERSION => Ok(file.services),
+                Ok(file) => Err(StateError::UnsafeDir {
+                    path,
+                    reason: format!("unknown services record version {}", file.version),
+                }),
+                Err(e) => Err(StateError::UnsafeDir {
+                    path,
+                    reason: format!("unreadable services record: {e}"),
+                }),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(StateError::Dir { path, source }),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Operation handlers, one file per operation. `dispatch` is the only place that lists them.
 
 use tokio_util::sync::CancellationToken;
+use tsim_protocol::ops::Transport;
 use tsim_protocol::{NsName, Op, OpResult};
 
 use crate::auth::Peer;
@@ -38,6 +39,7 @@ mod ns_delete;
 mod ns_list;
 mod ping;
 pub mod pool;
+mod probe;
 mod route_change;
 mod route_flush;
 mod route_get;
@@ -45,6 +47,7 @@ mod route_list;
 mod rule_change;
 mod rule_list;
 mod status;
+mod svc;
 mod sysctl_get;
 mod sysctl_set;
 
@@ -206,6 +209,11 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::HostDelete(args) => host::delete(ctx, args, txn).await,
         Op::HostList(args) => host::list(ctx, args),
         Op::HostClean(args) => host::clean(ctx, args, txn).await,
+        Op::SvcStart(args) => svc::start(ctx, args, txn).await,
+        Op::SvcStop(args) => svc::stop(ctx, args, txn),
+        Op::SvcList(args) => svc::list(ctx, args),
+        Op::ProbeTcp(args) => probe::echo(ctx, args, Transport::Tcp).await,
+        Op::ProbeUdp(args) => probe::echo(ctx, args, Transport::Udp).await,
     }
 }
 
@@ -236,7 +244,7 @@ fn require_admin(ctx: &OpCtx<'_>, what: &str) -> Result<(), HelperError> {
 pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
-        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) | Op::HostList(_) => true,
+        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) | Op::HostList(_) | Op::SvcList(_) => true,
         _ => false,
     }
 }
