@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use tokio::runtime::Runtime;
-use tsim_protocol::ops::{HostAdd, HostAdded, HostInfo, NsInfo, StatusReport};
+use tsim_protocol::ops::{
+    HostAdd, HostAdded, HostInfo, NsInfo, ProbeEcho, ProbeEchoResult, StatusReport, SvcAddr,
+    SvcInfo, SvcStart, Transport,
+};
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
 use crate::client::{Client, ClientError, PendingRequest, RequestOptions};
@@ -115,5 +118,29 @@ impl BlockingClient {
         owner: Option<u32>,
     ) -> Result<Vec<NsName>, ClientError> {
         self.runtime.block_on(self.client.host_clean(tag, owner))
+    }
+
+    /// Starts an echo service inside a namespace.
+    pub fn svc_start(&self, args: SvcStart) -> Result<SvcInfo, ClientError> {
+        self.runtime.block_on(self.client.svc_start(args))
+    }
+
+    /// Stops an echo service.
+    pub fn svc_stop(&self, addr: SvcAddr) -> Result<(), ClientError> {
+        self.runtime.block_on(self.client.svc_stop(addr))
+    }
+
+    /// Lists the echo services.
+    pub fn svc_list(&self) -> Result<Vec<SvcInfo>, ClientError> {
+        self.runtime.block_on(self.client.svc_list())
+    }
+
+    /// Sends a message to an echo service from inside a namespace and reads it back.
+    pub fn probe_echo(
+        &self,
+        proto: Transport,
+        args: ProbeEcho,
+    ) -> Result<ProbeEchoResult, ClientError> {
+        self.runtime.block_on(self.client.probe_echo(proto, args))
     }
 }

@@ -20,7 +20,8 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
 use tsim_protocol::ops::{
     HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, NsCreate, NsDelete, NsInfo,
-    NsList, Ping, Status, StatusReport,
+    NsList, Ping, ProbeEcho, ProbeEchoResult, Status, StatusReport, SvcAddr, SvcInfo, SvcList,
+    SvcStart, SvcStop, Transport,
 };
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
@@ -371,6 +372,44 @@ impl Client {
     ) -> Result<Vec<NsName>, ClientError> {
         match self.call(Op::HostClean(HostClean { tag, owner })).await? {
             OpResult::HostClean(cleaned) => Ok(cleaned.removed),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Starts an echo service inside a namespace.
+    pub async fn svc_start(&self, args: SvcStart) -> Result<SvcInfo, ClientError> {
+        match self.call(Op::SvcStart(args)).await? {
+            OpResult::SvcStart(info) => Ok(info),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Stops an echo service.
+    pub async fn svc_stop(&self, addr: SvcAddr) -> Result<(), ClientError> {
+        self.call(Op::SvcStop(SvcStop { addr })).await.map(drop)
+    }
+
+    /// Lists the echo services.
+    pub async fn svc_list(&self) -> Result<Vec<SvcInfo>, ClientError> {
+        match self.call(Op::SvcList(SvcList {})).await? {
+            OpResult::SvcList(list) => Ok(list.services),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends a message to an echo service from inside a namespace and reads it back, over
+    /// TCP or UDP.
+    pub async fn probe_echo(
+        &self,
+        proto: Transport,
+        args: ProbeEcho,
+    ) -> Result<ProbeEchoResult, ClientError> {
+        let op = match proto {
+            Transport::Tcp => Op::ProbeTcp(args),
+            Transport::Udp => Op::ProbeUdp(args),
+        };
+        match self.call(op).await? {
+            OpResult::ProbeTcp(r) | OpResult::ProbeUdp(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

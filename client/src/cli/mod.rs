@@ -48,6 +48,8 @@ enum Command {
     Batch(commands::batch::Args),
     Net(commands::net::Args),
     Host(commands::host::Args),
+    Svc(commands::svc::Args),
+    Probe(commands::probe::Args),
 }
 
 /// The command line's definition, for generated man pages and shell completions.
@@ -107,6 +109,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Command::Batch(args) => commands::batch::run(&ctx, args).await,
             Command::Net(args) => commands::net::run(&ctx, args).await,
             Command::Host(args) => commands::host::run(&ctx, args).await,
+            Command::Svc(args) => commands::svc::run(&ctx, args).await,
+            Command::Probe(args) => commands::probe::run(&ctx, args).await,
         }
     };
     match tokio::time::timeout(timeout, work).await {

@@ -24,8 +24,10 @@ pub mod host;
 pub mod net;
 pub mod ns;
 pub mod ping;
+pub mod probe;
 pub mod progress;
 pub mod status;
+pub mod svc;
 
 /// What every command gets.
 #[derive(Debug)]
