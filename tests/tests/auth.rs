@@ -267,3 +267,49 @@ fn hosts_belong_to_who_added_them() {
         .collect();
     assert_eq!(left, [theirs]);
 }
+
+#[test]
+fn services_belong_to_who_started_them() {
+    require_priv!();
+    let group = test_gid(6);
+    let helper = TestHelper::start_with(HelperOptions {
+        group: group.to_string(),
+        ..HelperOptions::default()
+    });
+    let (roots, mine) = (helper.ns("roots"), helper.ns("mine"));
+    assert!(helper.tsimctl(&["ns", "add", &roots]).status.success());
+    let out = tsimctl_as_nobody(&helper, &[group], &["ns", "add", &mine]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let svc = |ns: &str, verb: &str| -> Vec<String> {
+        ["svc", verb, "--ns", ns, "--ip", "127.0.0.1", "--port", "7"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // A member may serve in their own namespace, not in root's.
+    let out = tsimctl_as_nobody(&helper, &[group], &args(&svc(&mine, "start")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = tsimctl_as_nobody(&helper, &[group], &args(&svc(&roots, "start")));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    // Root's service is root's to stop; nobody's is nobody's (and root's, who may do anything).
+    assert!(
+        helper
+            .tsimctl(&args(&svc(&roots, "start")))
+            .status
+            .success()
+    );
+    let out = tsimctl_as_nobody(&helper, &[group], &args(&svc(&roots, "stop")));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("permission_denied"), "{}", text(&out));
+    let list = helper.client().svc_list().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list.iter().any(|s| s.owner_uid == NOBODY));
+    let out = tsimctl_as_nobody(&helper, &[group], &args(&svc(&mine, "stop")));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(helper.tsimctl(&args(&svc(&roots, "stop"))).status.success());
+    assert!(helper.client().svc_list().unwrap().is_empty());
+}
