@@ -14,12 +14,14 @@ mod basic;
 mod host;
 mod net;
 mod netdef;
+mod probe;
 mod svc;
 
 pub use basic::*;
 pub use host::*;
 pub use net::*;
 pub use netdef::*;
+pub use probe::*;
 pub use svc::*;
 
 /// Generates the operation and result enums from one table of
@@ -159,4 +161,8 @@ define_ops! {
     ProbeTcp(ProbeEcho) -> ProbeEchoResult, "probe_tcp", false;
     /// Send a UDP datagram from inside a namespace and read the echo.
     ProbeUdp(ProbeEcho) -> ProbeEchoResult, "probe_udp", false;
+    /// Send ICMP echo requests from inside a namespace.
+    ProbePing(ProbePing) -> PingResult, "probe_ping", false;
+    /// Trace the route from inside a namespace, hop by hop.
+    ProbeTrace(ProbeTrace) -> TraceResult, "probe_trace", false;
 }
