@@ -17,6 +17,7 @@ mod addr_delete;
 mod addr_list;
 mod common;
 mod host;
+mod icmp;
 mod ipset_restore;
 mod ipset_save;
 mod iptables_restore;
@@ -214,6 +215,8 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::SvcList(args) => svc::list(ctx, args),
         Op::ProbeTcp(args) => probe::echo(ctx, args, Transport::Tcp).await,
         Op::ProbeUdp(args) => probe::echo(ctx, args, Transport::Udp).await,
+        Op::ProbePing(args) => icmp::ping(ctx, args).await,
+        Op::ProbeTrace(args) => icmp::trace(ctx, args).await,
     }
 }
 
