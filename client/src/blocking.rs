@@ -5,8 +5,8 @@ use std::path::Path;
 
 use tokio::runtime::Runtime;
 use tsim_protocol::ops::{
-    HostAdd, HostAdded, HostInfo, NsInfo, ProbeEcho, ProbeEchoResult, StatusReport, SvcAddr,
-    SvcInfo, SvcStart, Transport,
+    HostAdd, HostAdded, HostInfo, NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing,
+    ProbeTrace, StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult, Transport,
 };
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
@@ -133,6 +133,16 @@ impl BlockingClient {
     /// Lists the echo services.
     pub fn svc_list(&self) -> Result<Vec<SvcInfo>, ClientError> {
         self.runtime.block_on(self.client.svc_list())
+    }
+
+    /// Sends ICMP echo requests from inside a namespace.
+    pub fn probe_ping(&self, args: ProbePing) -> Result<PingResult, ClientError> {
+        self.runtime.block_on(self.client.probe_ping(args))
+    }
+
+    /// Traces the route from inside a namespace, hop by hop.
+    pub fn probe_trace(&self, args: ProbeTrace) -> Result<TraceResult, ClientError> {
+        self.runtime.block_on(self.client.probe_trace(args))
     }
 
     /// Sends a message to an echo service from inside a namespace and reads it back.

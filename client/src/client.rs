@@ -20,8 +20,8 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
 use tsim_protocol::ops::{
     HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, NsCreate, NsDelete, NsInfo,
-    NsList, Ping, ProbeEcho, ProbeEchoResult, Status, StatusReport, SvcAddr, SvcInfo, SvcList,
-    SvcStart, SvcStop, Transport,
+    NsList, Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeTrace, Status,
+    StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult, Transport,
 };
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
@@ -410,6 +410,22 @@ impl Client {
         };
         match self.call(op).await? {
             OpResult::ProbeTcp(r) | OpResult::ProbeUdp(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Sends ICMP echo requests from inside a namespace.
+    pub async fn probe_ping(&self, args: ProbePing) -> Result<PingResult, ClientError> {
+        match self.call(Op::ProbePing(args)).await? {
+            OpResult::ProbePing(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Traces the route from inside a namespace, hop by hop.
+    pub async fn probe_trace(&self, args: ProbeTrace) -> Result<TraceResult, ClientError> {
+        match self.call(Op::ProbeTrace(args)).await? {
+            OpResult::ProbeTrace(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use tsim_protocol::NsName;
 use tsim_protocol::net::Ip;
-use tsim_protocol::ops::{ProbeEcho, ProbeEchoResult, ProbeStatus, Transport};
+use tsim_protocol::ops::{
+    PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeStatus, ProbeTrace, TraceMode,
+    TraceResult, Transport,
+};
 
 use super::{CliError, Ctx, print_json};
 
@@ -55,12 +58,69 @@ fn parse_dst(s: &str) -> Result<(Ip, u16), String> {
     Ok((ip, port))
 }
 
+/// A ping.
+#[derive(Debug, clap::Args)]
+struct Ping {
+    /// The namespace to send from (a host or a router).
+    #[arg(long)]
+    from: NsName,
+    /// The local address to send from [default: the kernel's choice].
+    #[arg(long)]
+    src: Option<Ip>,
+    /// The destination address.
+    dst: Ip,
+    /// Echo requests to send (1-100).
+    #[arg(long, short, default_value_t = 3)]
+    count: u32,
+    /// Seconds between requests.
+    #[arg(long, short, default_value_t = 0.2)]
+    interval: f64,
+    /// Seconds to wait for a reply after the last request.
+    #[arg(long = "wait", short = 'W', value_name = "SECS", default_value_t = 1.0)]
+    wait: f64,
+}
+
+/// A traceroute.
+#[derive(Debug, clap::Args)]
+struct Trace {
+    /// The namespace to send from (a host or a router).
+    #[arg(long)]
+    from: NsName,
+    /// The local address to send from [default: the kernel's choice].
+    #[arg(long)]
+    src: Option<Ip>,
+    /// The destination address.
+    dst: Ip,
+    /// Probe with UDP datagrams to high ports instead of ICMP echo requests.
+    #[arg(long)]
+    udp: bool,
+    /// The highest TTL to try (1-64).
+    #[arg(long, short = 'm', default_value_t = 30)]
+    max_hops: u8,
+    /// Seconds to wait for each hop.
+    #[arg(long = "wait", short = 'w', value_name = "SECS", default_value_t = 1.0)]
+    wait: f64,
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Connect over TCP, send a message and read the echo.
     Tcp(Echo),
     /// Send a UDP datagram and read the echo.
     Udp(Echo),
+    /// Send ICMP echo requests.
+    Ping(Ping),
+    /// Trace the route, one probe per hop.
+    Trace(Trace),
+}
+
+fn millis(secs: f64, what: &str, max: f64) -> Result<u32, CliError> {
+    if !(secs > 0.0 && secs <= max) {
+        return Err(CliError::Usage(format!(
+            "{what} must be more than 0 and at most {max} seconds, not {secs}"
+        )));
+    }
+    Ok(u32::try_from(Duration::from_secs_f64(secs).as_millis().max(1)).unwrap_or(u32::MAX))
 }
 
 /// Runs the command.
@@ -68,6 +128,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
     let (proto, echo) = match &args.command {
         Command::Tcp(e) => (Transport::Tcp, e),
         Command::Udp(e) => (Transport::Udp, e),
+        Command::Ping(p) => return ping(ctx, p).await,
+        Command::Trace(t) => return trace(ctx, t).await,
     };
     if !(echo.wait > 0.0 && echo.wait <= 60.0) {
         return Err(CliError::Usage(format!(
@@ -129,4 +191,104 @@ fn print_echo(proto: Transport, echo: &Echo, r: &ProbeEchoResult) {
             .map(|d| format!(" ({d})"))
             .unwrap_or_default()
     );
+}
+
+async fn ping(ctx: &Ctx, p: &Ping) -> Result<(), CliError> {
+    let result = ctx
+        .client
+        .probe_ping(ProbePing {
+            ns: p.from.clone(),
+            dst: p.dst,
+            src: p.src,
+            count: Some(p.count),
+            interval_ms: Some(millis(p.interval, "--interval", 10.0)?),
+            timeout_ms: Some(millis(p.wait, "--wait", 60.0)?),
+        })
+        .await?;
+    if ctx.json {
+        print_json(&result);
+    } else {
+        print_ping(p, &result);
+    }
+    if result.received == 0 {
+        return Err(CliError::Other(format!("no reply from {}", p.dst)));
+    }
+    Ok(())
+}
+
+fn print_ping(p: &Ping, r: &PingResult) {
+    for reply in &r.replies {
+        out!(
+            "reply from {}: seq={} ttl={} time={:.3} ms",
+            reply.from,
+            reply.seq,
+            reply.ttl,
+            reply.rtt_us as f64 / 1000.0
+        );
+    }
+    for e in &r.errors {
+        out!("{} from {}: seq={} code={}", e.kind, e.from, e.seq, e.code);
+    }
+    let lost = r.sent - r.received;
+    out!(
+        "{}: {} sent, {} received, {} lost",
+        p.dst,
+        r.sent,
+        r.received,
+        lost
+    );
+}
+
+async fn trace(ctx: &Ctx, t: &Trace) -> Result<(), CliError> {
+    let result = ctx
+        .client
+        .probe_trace(ProbeTrace {
+            ns: t.from.clone(),
+            dst: t.dst,
+            src: t.src,
+            mode: Some(if t.udp {
+                TraceMode::Udp
+            } else {
+                TraceMode::Icmp
+            }),
+            max_hops: Some(t.max_hops),
+            timeout_ms: Some(millis(t.wait, "--wait", 10.0)?),
+            port: None,
+        })
+        .await?;
+    if ctx.json {
+        print_json(&result);
+    } else {
+        print_trace(t, &result);
+    }
+    if !result.reached {
+        return Err(CliError::Other(format!("{} not reached", t.dst)));
+    }
+    Ok(())
+}
+
+fn print_trace(t: &Trace, r: &TraceResult) {
+    out!(
+        "trace to {} ({}), {} hops max",
+        t.dst,
+        if t.udp { "udp" } else { "icmp" },
+        t.max_hops
+    );
+    for hop in &r.hops {
+        match (&hop.from, hop.rtt_us) {
+            (Some(from), Some(rtt)) => {
+                let note = match hop.kind.as_deref() {
+                    Some("unreachable") => format!(" !{}", hop.code.unwrap_or(0)),
+                    _ => String::new(),
+                };
+                out!(
+                    "{:>2}  {}  {:.3} ms{note}",
+                    hop.ttl,
+                    from,
+                    rtt as f64 / 1000.0
+                )
+            }
+            _ => out!("{:>2}  *", hop.ttl),
+        }
+    }
 }
