@@ -1,0 +1,219 @@
+//! ICMP probes on the real kernel, on the bundled example network: ping with exact replies,
+//! errors from a routing loop, traceroute in ICMP and UDP modes with exact hop lists, a
+//! firewall that drops, concurrent probes from one namespace, and bad arguments.
+
+use std::path::{Path, PathBuf};
+
+use tsim_client::{BlockingClient, ClientError, RequestOptions};
+use tsim_protocol::ops::{HostAdd, ProbePing, ProbeTrace, TraceMode, TraceResult};
+use tsim_protocol::{ErrorCode, Op, OpResult};
+use tsim_tests::{HelperOptions, TestHelper, require_priv};
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
+}
+
+/// The example network with `web` (10.0.3.100, behind lab) and `far` (192.0.2.50, behind
+/// edge): edge, core and lab in a row.
+fn network() -> TestHelper {
+    let helper = TestHelper::start_with(HelperOptions::default());
+    let facts = example().display().to_string();
+    let out = helper.tsimctl(&[
+        "net",
+        "setup",
+        "--facts",
+        &facts,
+        "--prefix",
+        &helper.prefix,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = helper.client();
+    for (name, ip, router) in [
+        ("web", "10.0.3.100/24", "lab"),
+        ("far", "192.0.2.50/24", "edge"),
+    ] {
+        client
+            .host_add(HostAdd {
+                name: helper.ns(name).parse().unwrap(),
+                ip: ip.parse().unwrap(),
+                router: helper.ns(router).parse().unwrap(),
+                router_if: None,
+                secondaries: Vec::new(),
+                tag: None,
+            })
+            .unwrap();
+    }
+    helper
+}
+
+fn ping(helper: &TestHelper, from: &str, dst: &str, count: u32) -> ProbePing {
+    ProbePing {
+        ns: helper.ns(from).parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        src: None,
+        count: Some(count),
+        interval_ms: Some(20),
+        timeout_ms: Some(500),
+    }
+}
+
+fn trace(helper: &TestHelper, from: &str, dst: &str, mode: TraceMode, max: u8) -> ProbeTrace {
+    ProbeTrace {
+        ns: helper.ns(from).parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        src: None,
+        mode: Some(mode),
+        max_hops: Some(max),
+        timeout_ms: Some(300),
+        port: None,
+    }
+}
+
+fn hops(r: &TraceResult) -> Vec<String> {
+    r.hops
+        .iter()
+        .map(|h| h.from.map(|f| f.to_string()).unwrap_or_else(|| "*".into()))
+        .collect()
+}
+
+fn code(result: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
+    match result {
+        Err(ClientError::Remote { error, .. }) => error.code,
+        other => panic!("expected an error from the helper, got {other:?}"),
+    }
+}
+
+#[test]
+fn ping_gets_exact_replies_and_errors() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    let r = client
+        .probe_ping(ping(&helper, "far", "10.0.3.100", 3))
+        .unwrap();
+    assert_eq!((r.sent, r.received), (3, 3), "{r:?}");
+    let seqs: Vec<u32> = r.replies.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    for reply in &r.replies {
+        assert_eq!(reply.from.to_string(), "10.0.3.100");
+        assert_eq!(reply.ttl, 61, "three routers on the way back");
+    }
+    // From a given source address.
+    let mut args = ping(&helper, "web", "192.0.2.50", 1);
+    args.src = Some("10.0.3.100".parse().unwrap());
+    assert_eq!(client.probe_ping(args).unwrap().received, 1);
+    // 10.0.9.9 loops between edge and core until the TTL runs out: no reply, errors.
+    let mut looped = ping(&helper, "far", "10.0.9.9", 2);
+    looped.timeout_ms = Some(300);
+    let r = client.probe_ping(looped).unwrap();
+    assert_eq!((r.sent, r.received), (2, 0));
+    assert!(r.errors.iter().all(|e| e.kind == "time_exceeded"), "{r:?}");
+    assert_eq!(r.errors.len(), 2, "{r:?}");
+    // Bad arguments.
+    assert_eq!(
+        code(client.probe_ping(ping(&helper, "far", "10.0.3.100", 0))),
+        ErrorCode::InvalidArgument
+    );
+    let mut bad = ping(&helper, "far", "10.0.3.100", 1);
+    bad.src = Some("10.0.3.100".parse().unwrap());
+    assert_eq!(code(client.probe_ping(bad)), ErrorCode::InvalidArgument);
+    assert_eq!(
+        code(client.probe_ping(ping(&helper, "nope", "10.0.3.100", 1))),
+        ErrorCode::NotFound
+    );
+    // tsimctl exits 1 when nothing answers.
+    let out = helper.tsimctl(&[
+        "probe",
+        "ping",
+        "--from",
+        &helper.ns("far"),
+        "10.0.9.9",
+        "-c",
+        "1",
+        "-W",
+        "0.2",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn traces_list_the_exact_hops() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    let r = client
+        .probe_trace(trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 30))
+        .unwrap();
+    assert!(r.reached, "{r:?}");
+    assert_eq!(
+        hops(&r),
+        ["192.0.2.1", "10.0.1.2", "10.0.2.2", "10.0.3.100"]
+    );
+    let r = client
+        .probe_trace(trace(&helper, "web", "192.0.2.50", TraceMode::Udp, 30))
+        .unwrap();
+    assert!(r.reached, "{r:?}");
+    assert_eq!(hops(&r), ["10.0.3.1", "10.0.2.1", "10.0.1.1", "192.0.2.50"]);
+    // lab forwards no UDP to its subnet: three hops, then nothing up to the maximum.
+    let r = client
+        .probe_trace(trace(&helper, "far", "10.0.3.100", TraceMode::Udp, 6))
+        .unwrap();
+    assert!(!r.reached);
+    assert_eq!(
+        hops(&r),
+        ["192.0.2.1", "10.0.1.2", "10.0.2.2", "*", "*", "*"]
+    );
+    // The tsimctl view.
+    let out = helper.tsimctl(&["probe", "trace", "--from", &helper.ns("far"), "10.0.3.100"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 4  10.0.3.100"), "{text}");
+    assert_eq!(
+        code(client.probe_trace(trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 0))),
+        ErrorCode::InvalidArgument
+    );
+}
+
+#[test]
+fn concurrent_probes_from_one_namespace_keep_their_own_answers() {
+    require_priv!();
+    let helper = network();
+    let client: BlockingClient = helper.client();
+    let ops = [
+        Op::ProbePing(ping(&helper, "far", "10.0.3.100", 5)),
+        Op::ProbePing(ping(&helper, "far", "192.0.2.1", 5)),
+        Op::ProbeTrace(trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 30)),
+        Op::ProbePing(ping(&helper, "far", "10.0.1.2", 5)),
+    ];
+    let pending: Vec<_> = ops
+        .into_iter()
+        .map(|op| client.start(vec![op], RequestOptions::default()).unwrap())
+        .collect();
+    let results: Vec<OpResult> = pending
+        .into_iter()
+        .map(|p| client.wait(p).unwrap().remove(0))
+        .collect();
+    for (result, want) in results
+        .iter()
+        .zip(["10.0.3.100", "192.0.2.1", "", "10.0.1.2"])
+    {
+        match result {
+            OpResult::ProbePing(r) => {
+                assert_eq!(r.received, 5, "{want}: {r:?}");
+                assert!(
+                    r.replies.iter().all(|p| p.from.to_string() == want),
+                    "{r:?}"
+                );
+                assert_eq!(r.replies.len(), 5, "no one else's replies: {r:?}");
+            }
+            OpResult::ProbeTrace(r) => {
+                assert_eq!(hops(r), ["192.0.2.1", "10.0.1.2", "10.0.2.2", "10.0.3.100"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
