@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks the service unit's system call, address family and namespace filters against what
 # the helper (and the tools it runs) really use: runs a workload under strace (the 10-router
-# test network with its firewalls and sets, hosts from the pool and made fresh, verify,
-# status, teardown) and fails if anything it did would be refused by the unit.
+# test network with its firewalls and sets, hosts from the pool and made fresh, echo services,
+# echo, ping and trace probes, verify, status, teardown) and fails if anything it did would be refused by the unit.
 # Needs root (it creates namespaces); run by packaging/check.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ strace -f -qq -o "$work/trace" "$bin/tsim-helper" --socket "$TSIM_SOCKET" --stat
   --group 0 --hidden-ns "${prefix}hidden" --pool-prefix "${prefix}pool-" --pool-size 2 --log text 2>"$work/log" &
 pid=$!
 for _ in $(seq 200); do [ -S "$TSIM_SOCKET" ] && break; sleep 0.05; done
-ctl() { "$bin/tsimctl" "$@" >/dev/null 2>&1; }
+ctl() { "$bin/tsimctl" "$@" >/dev/null 2>&1 || { echo "syscalls: tsimctl $* failed" >&2; exit 1; }; }
 facts=tests/data/facts10/raw
 ctl ping
 ctl net setup --facts "$facts" --prefix "$prefix"
@@ -33,7 +33,14 @@ sleep 0.5 # the pool fills
 ctl host add "${prefix}h1" --ip 10.1.10.50/24 --router "${prefix}hq-lab" --secondary 192.0.2.9/32
 ctl host add "${prefix}h2" --ip 10.77.0.5/24 --router "${prefix}hq-gw" --router-if eth1
 ctl host add "${prefix}h3" --ip 10.1.10.51/24 --router "${prefix}hq-lab"
-ctl net verify --facts "$facts" --prefix "$prefix" || true
+ctl svc start --ns "${prefix}h3" --ip 10.1.10.51 --port 8080
+ctl svc start --ns "${prefix}h3" --ip 10.1.10.51 --port 5353 --proto udp
+ctl probe tcp --from "${prefix}h1" 10.1.10.51:8080
+ctl probe udp --from "${prefix}h1" 10.1.10.51:5353
+ctl probe ping --from "${prefix}h1" 10.1.10.51 -c 2 -i 0.05
+ctl probe trace --from "${prefix}h1" 10.1.10.51
+ctl probe trace --from "${prefix}h1" 10.1.10.51 --udp
+"$bin/tsimctl" net verify --facts "$facts" --prefix "$prefix" >/dev/null 2>&1 || true
 ctl --json net status
 ctl host del "${prefix}h1"
 ctl net teardown
