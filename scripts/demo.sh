@@ -5,7 +5,8 @@
 # It shows: handshake and round trips; namespaces visible to `ip netns list`; an atomic batch
 # that fails and leaves nothing behind; the bundled example network (examples/facts) built
 # from facts, verified against them, probed from inside (ping, traceroute), test hosts added
-# (from the pool), pinged and removed, and the network torn down;
+# (from the pool), an echo service probed over TCP, ping and trace from a host, and the
+# network torn down;
 # status with per-operation latencies; a clean shutdown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +60,14 @@ show "$bin/tsimctl" host add "${prefix}cli" --ip 192.0.2.50/24 --router "${prefi
 show "$bin/tsimctl" host add "${prefix}db" --ip 10.7.7.10/24 --router "${prefix}lab" --router-if eth1 --tag demo
 show "$bin/tsimctl" host list
 show ip netns exec "${prefix}cli" ping -c 1 -W 1 10.0.3.100
-show ip netns exec "${prefix}cli" traceroute -I -n -q 1 -w 1 10.0.3.100
+# The helper's own services and probes: an echo service on web, probed from cli.
+show "$bin/tsimctl" svc start --ns "${prefix}web" --ip 10.0.3.100 --port 80 --tag demo
+show "$bin/tsimctl" probe tcp --from "${prefix}cli" 10.0.3.100:80 -m "hello through three routers"
+show "$bin/tsimctl" probe ping --from "${prefix}cli" 10.0.3.100 -c 3 -i 0.05
+show "$bin/tsimctl" probe trace --from "${prefix}cli" 10.0.3.100
+printf '\n$ tsimctl probe udp --from cli 10.0.3.100:53   # lab forwards no UDP to its subnet\n'
+"$bin/tsimctl" probe udp --from "${prefix}cli" 10.0.3.100:53 --wait 0.3 || echo "(exit status $?)"
+show "$bin/tsimctl" svc list
 show ip -n "${prefix}lab" -br addr show eth1     # 10.7.7.1 was added for db
 show "$bin/tsimctl" host del "${prefix}db"
 show ip -n "${prefix}lab" -br addr show eth1     # and went with it
