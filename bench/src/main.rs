@@ -18,6 +18,7 @@ use tsim_protocol::{Op, OpResult};
 
 mod host;
 mod net;
+mod svc;
 
 /// Benchmarks of tsim-helper, each beside its baseline measured in the same run.
 #[derive(Debug, Parser)]
@@ -56,7 +57,10 @@ struct Args {
     /// Pool size for the pooled host measure.
     #[arg(long, default_value_t = 16)]
     pool_size: usize,
-    /// Only these benchmarks (rtt, namespaces, hosts, host, net) [default: all].
+    /// Probes per measure of the service benchmark.
+    #[arg(long, default_value_t = 200)]
+    probes: usize,
+    /// Only these benchmarks (rtt, namespaces, hosts, host, svc, net) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
@@ -660,6 +664,93 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "| teardown of those {n} hosts and the hidden namespace, one request | {} | | |",
                 ms(teardown)
+            );
+        }
+    }
+    if wants("svc") {
+        let tsimctl = binary.with_file_name("tsimctl");
+        let prefix = format!("bs{:x}-", std::process::id());
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts");
+        let example = example.display().to_string();
+        settle();
+        // The throughput test runs megabytes through one connection.
+        let helper = start_helper_with(&binary, &["--svc-max-bytes", "1073741824"])?;
+        let sock = helper.socket.clone();
+        let run = |args: &[&str]| run_tsimctl(&tsimctl, &sock, args);
+        run(&[
+            "net", "setup", "--facts", &example, "--prefix", &prefix, "--quiet",
+        ])?;
+        let (web, near) = (format!("{prefix}web"), format!("{prefix}near"));
+        let lab = format!("{prefix}lab");
+        run(&[
+            "host",
+            "add",
+            &web,
+            "--ip",
+            "10.0.3.100/24",
+            "--router",
+            &lab,
+        ])?;
+        run(&[
+            "host",
+            "add",
+            &near,
+            "--ip",
+            "10.0.3.101/24",
+            "--router",
+            &lab,
+        ])?;
+        for proto in ["tcp", "udp"] {
+            run(&[
+                "svc",
+                "start",
+                "--ns",
+                &web,
+                "--ip",
+                "10.0.3.100",
+                "--port",
+                "7",
+                "--proto",
+                proto,
+            ])?;
+        }
+        let r = svc::measure(
+            &tsimctl,
+            &helper.socket,
+            helper.child.id(),
+            &near,
+            "10.0.3.100",
+            7,
+            args.probes,
+        );
+        let _ = run(&["net", "teardown"]);
+        drop(helper);
+        let r = r?;
+        let old = Samples(r.old);
+        let lib = Samples(r.lib);
+        let ctl = Samples(r.ctl);
+        println!(
+            "| `probe_tcp` round trip through the Rust client (connect, send, read the echo; one bridge between the hosts): p50 / p99 | {} / {} | `ip netns exec NS python3 -c …` client per probe: {} | {} |",
+            ms(lib.median()),
+            ms(lib.quantile(0.99)),
+            ms(old.median()),
+            ratio(old.median(), lib.median())
+        );
+        println!(
+            "| `tsimctl probe tcp`, one process each: p50 / p99 | {} / {} | same | {} |",
+            ms(ctl.median()),
+            ms(ctl.quantile(0.99)),
+            ratio(old.median(), ctl.median())
+        );
+        for ((count, wall, cpu), proto) in r.throughput.iter().zip(["TCP", "UDP"]) {
+            println!(
+                "| {proto} echo throughput, one client inside a namespace, 64-byte round trips for {wall:.1} s | {:.0} round trips/s; {:.0} per second of the helper's CPU ({cpu:.2} s) | | |",
+                *count as f64 / wall,
+                if *cpu > 0.0 {
+                    *count as f64 / cpu
+                } else {
+                    f64::NAN
+                }
             );
         }
     }
