@@ -165,4 +165,6 @@ define_ops! {
     ProbePing(ProbePing) -> PingResult, "probe_ping", false;
     /// Trace the route from inside a namespace, hop by hop.
     ProbeTrace(ProbeTrace) -> TraceResult, "probe_trace", false;
+    /// The quick reachability analysis: which routers forward which services.
+    ProbeReach(ProbeReach) -> ReachResult, "probe_reach", false;
 }

@@ -138,3 +138,142 @@ pub struct TraceResult {
     /// Whether the destination answered.
     pub reached: bool,
 }
+
+/// Arguments of `probe_reach`, the quick reachability analysis: from each source host, send
+/// DSCP-marked probes for every service towards `dst`, and tell from the counters of the
+/// host's router whether the router forwarded them.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReach {
+    /// The source hosts, one per router to test (1 to 16, each on another router).
+    pub from: Vec<NsName>,
+    /// The destination (IPv4).
+    pub dst: Ip,
+    /// The services, e.g. `22,80,443/tcp,53/udp,1000-1010/udp`: ports or ranges, each with an
+    /// optional `/tcp` or `/udp` (default `tcp`); at most 100 services.
+    pub ports: String,
+    /// How long a TCP probe waits for its connection, in milliseconds (1 to 10000, default
+    /// 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u32>,
+}
+
+/// A router's verdict on a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The router forwarded the probes.
+    Yes,
+    /// The probes reached the router, which did not forward them.
+    No,
+    /// The probes did not reach the router.
+    Unknown,
+}
+
+/// One service at one router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachService {
+    /// The destination port.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub proto: crate::ops::Transport,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Probe packets counted entering the router (PREROUTING).
+    pub seen: u64,
+    /// Probe packets counted leaving it (POSTROUTING).
+    pub forwarded: u64,
+}
+
+/// One router's verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachRouter {
+    /// The router.
+    pub router: NsName,
+    /// The source host that probed it.
+    pub from: NsName,
+    /// The interface the router routes `dst` through, if it has a route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<String>,
+    /// The services, in the order of `ports`.
+    pub services: Vec<ReachService>,
+}
+
+/// Result of `probe_reach`.
+///
+/// Since protocol 1.1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReachResult {
+    /// The DSCP value the job's probes carried (32 to 63, one per running job).
+    pub dscp: u8,
+    /// The routers, in the order of `from`.
+    pub routers: Vec<ReachRouter>,
+}
+
+/// Parses a service list such as `22,80,443/tcp,53/udp,1000-1010/udp` into (port, protocol)
+/// pairs, in order, without duplicates; at most `max` of them.
+pub fn parse_services(spec: &str, max: usize) -> Result<Vec<(u16, crate::ops::Transport)>, String> {
+    let mut out: Vec<(u16, crate::ops::Transport)> = Vec::new();
+    for item in spec.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(format!("{spec:?}: an empty item"));
+        }
+        let (ports, proto) = match item.split_once('/') {
+            Some((p, proto)) => (p, proto.parse::<crate::ops::Transport>()?),
+            None => (item, crate::ops::Transport::Tcp),
+        };
+        let port = |s: &str| -> Result<u16, String> {
+            s.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{s:?} is not a port (1-65535)"))
+        };
+        let (lo, hi) = match ports.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => (port(ports)?, port(ports)?),
+        };
+        if lo > hi {
+            return Err(format!("{item:?}: the range goes down"));
+        }
+        for p in lo..=hi {
+            if !out.contains(&(p, proto)) {
+                out.push((p, proto));
+            }
+            if out.len() > max {
+                return Err(format!("{spec:?} names more than {max} services"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Transport::{Tcp, Udp};
+
+    #[test]
+    fn service_lists_parse() {
+        assert_eq!(
+            parse_services("22,80,443/tcp,53/udp,1000-1002/udp", 100).unwrap(),
+            [
+                (22, Tcp),
+                (80, Tcp),
+                (443, Tcp),
+                (53, Udp),
+                (1000, Udp),
+                (1001, Udp),
+                (1002, Udp)
+            ]
+        );
+        assert_eq!(
+            parse_services("53/udp, 53/tcp,53/udp", 100).unwrap(),
+            [(53, Udp), (53, Tcp)]
+        );
+        for bad in ["", "0", "22,", "70000", "10-5", "80/sctp", "a-b", "1-200"] {
+            assert!(parse_services(bad, 100).is_err(), "{bad}");
+        }
+    }
+}
