@@ -41,6 +41,7 @@ mod ns_list;
 mod ping;
 pub mod pool;
 mod probe;
+mod reach;
 mod route_change;
 mod route_flush;
 mod route_get;
@@ -217,6 +218,7 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::ProbeUdp(args) => probe::echo(ctx, args, Transport::Udp).await,
         Op::ProbePing(args) => icmp::ping(ctx, args).await,
         Op::ProbeTrace(args) => icmp::trace(ctx, args).await,
+        Op::ProbeReach(args) => reach::reach(ctx, args, txn).await,
     }
 }
 

@@ -1,0 +1,426 @@
+//! `probe_reach`, the quick reachability analysis: which routers forward which services.
+//!
+//! Each job gets a DSCP value of its own (32 to 63) for as long as it runs. On the router of
+//! each source host it installs, in the mangle table, two counting chains reached only by
+//! packets with that DSCP (from PREROUTING and POSTROUTING), with one rule per service. The
+//! source hosts then send DSCP-marked probes (a TCP connection attempt, or a UDP datagram)
+//! for every service; a probe counted entering and leaving the router was forwarded (`yes`),
+//! one counted only entering was dropped there (`no`). Jobs with other DSCP values never see
+//! each other's packets in their counters.
+//!
+//! Invariant: whatever happens to the job (an error, a failed probe, cancellation), its
+//! chains and jump rules are removed from every router before it answers, and its DSCP value
+//! is freed; leftovers of an interrupted job with the same DSCP are removed before a new job
+//! installs its own. Nothing else of the routers is touched (no neighbour entries).
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tsim_protocol::ops::{
+    ProbeReach, ReachResult, ReachRouter, ReachService, RouteGet, Transport, Verdict,
+    parse_services,
+};
+use tsim_protocol::{NsName, Op, OpResult};
+
+use super::{OpCtx, dispatch_boxed};
+use crate::batch::Txn;
+use crate::error::{HelperError, chain};
+use crate::firewall;
+use crate::tools::Tool;
+
+/// DSCP values of the running jobs.
+static IN_USE: Mutex<BTreeSet<u8>> = Mutex::new(BTreeSet::new());
+
+const MAX_SERVICES: usize = 100;
+const MAX_SOURCES: usize = 16;
+
+/// A DSCP value held by a job; freed when dropped.
+struct Dscp(u8);
+
+impl Dscp {
+    fn take() -> Option<Self> {
+        let mut used = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
+        let free = (32u8..=63).find(|d| !used.contains(d))?;
+        used.insert(free);
+        Some(Self(free))
+    }
+}
+
+impl Drop for Dscp {
+    fn drop(&mut self) {
+        IN_USE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+fn chain_name(dscp: u8, hook: &str) -> String {
+    format!("TSIM_REACH_{hook}_{dscp}")
+}
+
+fn comment(dscp: u8, hook: &str, port: u16, proto: Transport) -> String {
+    format!("tsim-reach {dscp} {hook} {port}/{proto}")
+}
+
+/// The `iptables-restore --noflush` payload that installs a job's chains.
+fn install_payload(dscp: u8, services: &[(u16, Transport)]) -> String {
+    let mut p = String::from("*mangle\n");
+    for (hook, table_chain) in [("PRE", "PREROUTING"), ("POST", "POSTROUTING")] {
+        let name = chain_name(dscp, hook);
+        p.push_str(&format!(":{name} - [0:0]\n"));
+        p.push_str(&format!(
+            "-I {table_chain} 1 -m dscp --dscp {dscp} -j {name}\n"
+        ));
+        for (port, proto) in services {
+            p.push_str(&format!(
+                "-A {name} -p {proto} -m {proto} --dport {port} -m comment --comment \"{}\"\n",
+                comment(dscp, hook, *port, *proto)
+            ));
+        }
+    }
+    p.push_str("COMMIT\n");
+    p
+}
+
+/// The payload that removes what `saved` (an `iptables-save -t mangle`) shows of the job
+/// with `dscp`, or `None` if it shows nothing.
+fn removal_payload(saved: &str, dscp: u8) -> Option<String> {
+    let names = [chain_name(dscp, "PRE"), chain_name(dscp, "POST")];
+    let mut deletes = Vec::new();
+    let mut chains = Vec::new();
+    for line in saved.lines() {
+        // With counters, a rule line starts with `[packets:bytes] `.
+        let line = match line.strip_prefix('[') {
+            Some(rest) => rest.split_once("] ").map(|(_, l)| l).unwrap_or(line),
+            None => line,
+        };
+        if let Some(rule) = line.strip_prefix("-A ") {
+            let (chain, rest) = rule.split_once(' ').unwrap_or((rule, ""));
+            let jumps = names.iter().any(|n| rest.ends_with(&format!("-j {n}")));
+            if !names.iter().any(|n| n == chain) && jumps {
+                deletes.push(format!("-D {chain} {rest}"));
+            }
+        } else if let Some(decl) = line.strip_prefix(':') {
+            let name = decl.split_whitespace().next().unwrap_or_default();
+            if names.iter().any(|n| n == name) {
+                chains.push(name.to_owned());
+            }
+        }
+    }
+    if deletes.is_empty() && chains.is_empty() {
+        return None;
+    }
+    let mut p = String::from("*mangle\n");
+    for d in deletes {
+        p.push_str(&d);
+        p.push('\n');
+    }
+    for c in &chains {
+        p.push_str(&format!("-F {c}\n"));
+    }
+    for c in &chains {
+        p.push_str(&format!("-X {c}\n"));
+    }
+    p.push_str("COMMIT\n");
+    Some(p)
+}
+
+/// The packet counts of a job's rules in `saved` (an `iptables-save -c -t mangle`), keyed by
+/// their comment.
+fn counters(saved: &str, dscp: u8) -> std::collections::HashMap<String, u64> {
+    let tag = format!("tsim-reach {dscp} ");
+    saved
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix('[')?;
+            let (counts, rule) = rest.split_once("] ")?;
+            let packets: u64 = counts.split(':').next()?.parse().ok()?;
+            let start = rule.find(&tag)?;
+            let text = rule[start..].split('"').next()?.trim().to_owned();
+            Some((text, packets))
+        })
+        .collect()
+}
+
+/// One router under test.
+struct Target {
+    router: NsName,
+    ino: u64,
+    source: NsName,
+    source_ino: u64,
+    egress: Option<String>,
+}
+
+async fn mangle(ctx: &OpCtx<'_>, t: &Target, counts: bool) -> Result<String, HelperError> {
+    let args: &[&str] = if counts {
+        &["-c", "-t", "mangle"]
+    } else {
+        &["-t", "mangle"]
+    };
+    firewall::run_checked(ctx.helper, &t.router, t.ino, Tool::IptablesSave, args, None).await
+}
+
+/// Removes the job's chains from the router, if any are there.
+async fn remove(ctx: &OpCtx<'_>, t: &Target, dscp: u8) -> Result<(), HelperError> {
+    let saved = mangle(ctx, t, false).await?;
+    if let Some(payload) = removal_payload(&saved, dscp) {
+        firewall::run_checked(
+            ctx.helper,
+            &t.router,
+            t.ino,
+            Tool::IptablesRestore,
+            &["--noflush"],
+            Some(payload),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn reach(
+    ctx: &OpCtx<'_>,
+    args: ProbeReach,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    let std::net::IpAddr::V4(dst) = args.dst.0 else {
+        return Err(HelperError::InvalidArgument(format!(
+            "The destination {} is not IPv4: the probes are IPv4 only",
+            args.dst
+        )));
+    };
+    let services = parse_services(&args.ports, MAX_SERVICES)
+        .map_err(|e| HelperError::InvalidArgument(format!("ports: {e}")))?;
+    let timeout_ms = args.timeout_ms.unwrap_or(1000);
+    if !(1..=10_000).contains(&timeout_ms) {
+        return Err(HelperError::InvalidArgument(format!(
+            "timeout_ms must be 1 to 10000, not {timeout_ms}"
+        )));
+    }
+    if args.from.is_empty() || args.from.len() > MAX_SOURCES {
+        return Err(HelperError::InvalidArgument(format!(
+            "from must name 1 to {MAX_SOURCES} source hosts, not {}",
+            args.from.len()
+        )));
+    }
+    let mut targets: Vec<Target> = Vec::new();
+    for source in &args.from {
+        let Some((record, _)) = ctx.helper.registry.host(source) else {
+            return Err(HelperError::NotFound(format!("There is no host {source}")));
+        };
+        let router = record.host.expect("a host record").router;
+        if let Some(other) = targets.iter().find(|t| t.router == router) {
+            return Err(HelperError::InvalidArgument(format!(
+                "Hosts {} and {source} are both on router {router}: one source per router",
+                other.source
+            )));
+        }
+        let source_ns = ctx.ns(source).await?;
+        let router_ns = ctx.ns(&router).await?;
+        let get = Op::RouteGet(RouteGet {
+            ns: router.clone(),
+            dst: args.dst,
+            src: None,
+            iif: None,
+            mark: None,
+        });
+        let egress = match dispatch_boxed(ctx, get, txn).await {
+            Ok(OpResult::RouteGet(r)) => r.dev,
+            _ => None,
+        };
+        targets.push(Target {
+            router,
+            ino: router_ns.ino,
+            source: source.clone(),
+            source_ino: source_ns.ino,
+            egress,
+        });
+    }
+    let dscp = Dscp::take().ok_or_else(|| {
+        HelperError::Busy("32 reachability jobs are running already; try again later".into())
+    })?;
+    let d = dscp.0;
+
+    let mut installed: Vec<&Target> = Vec::new();
+    let outcome = async {
+        for t in &targets {
+            remove(ctx, t, d).await?;
+            installed.push(t);
+            firewall::run_checked(
+                ctx.helper,
+                &t.router,
+                t.ino,
+                Tool::IptablesRestore,
+                &["--noflush"],
+                Some(install_payload(d, &services)),
+            )
+            .await?;
+        }
+        let mut before = Vec::new();
+        for t in &targets {
+            before.push(counters(&mangle(ctx, t, true).await?, d));
+        }
+        let sends = targets
+            .iter()
+            .map(|t| emit(ctx, t, dst, d, &services, timeout_ms));
+        tokio::select! {
+            results = futures::future::join_all(sends) => {
+                results.into_iter().collect::<Result<Vec<()>, HelperError>>()?;
+            }
+            _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
+        }
+        let mut routers = Vec::new();
+        for (t, before) in targets.iter().zip(before) {
+            let after = counters(&mangle(ctx, t, true).await?, d);
+            let delta = |hook: &str, port: u16, proto: Transport| {
+                let key = comment(d, hook, port, proto);
+                after
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(before.get(&key).copied().unwrap_or(0))
+            };
+            let services = services
+                .iter()
+                .map(|&(port, proto)| {
+                    let seen = delta("PRE", port, proto);
+                    let forwarded = delta("POST", port, proto);
+                    let verdict = match (seen, forwarded) {
+                        (_, f) if f > 0 => Verdict::Yes,
+                        (s, 0) if s > 0 => Verdict::No,
+                        _ => Verdict::Unknown,
+                    };
+                    ReachService {
+                        port,
+                        proto,
+                        verdict,
+                        seen,
+                        forwarded,
+                    }
+                })
+                .collect();
+            routers.push(ReachRouter {
+                router: t.router.clone(),
+                from: t.source.clone(),
+                egress: t.egress.clone(),
+                services,
+            });
+        }
+        Ok(routers)
+    }
+    .await;
+    // Whatever happened: the chains go from every router they went to.
+    let mut cleanup_error = None;
+    for t in installed {
+        if let Err(e) = remove(ctx, t, d).await {
+            tracing::error!(router = %t.router, dscp = d, error = %chain(&e), "Cannot remove a reachability job's chains");
+            cleanup_error.get_or_insert(e);
+        }
+    }
+    let routers = outcome?;
+    if let Some(e) = cleanup_error {
+        return Err(e);
+    }
+    drop(dscp);
+    Ok(OpResult::ProbeReach(ReachResult { dscp: d, routers }))
+}
+
+/// Sends the probes of every service from `t`'s source host: a TCP connection attempt that
+/// waits up to `timeout_ms`, or one UDP datagram; each with DSCP `dscp`.
+async fn emit(
+    ctx: &OpCtx<'_>,
+    t: &Target,
+    dst: Ipv4Addr,
+    dscp: u8,
+    services: &[(u16, Transport)],
+    timeout_ms: u32,
+) -> Result<(), HelperError> {
+    let tos = u32::from(dscp) << 2;
+    let wanted: Vec<Transport> = services.iter().map(|s| s.1).collect();
+    let sockets = ctx
+        .helper
+        .netns
+        .run_in(&t.source, t.source_ino, move || {
+            wanted
+                .into_iter()
+                .map(|proto| -> std::io::Result<Socket> {
+                    Ok(match proto {
+                        Transport::Tcp => {
+                            let s = tokio::net::TcpSocket::new_v4()?;
+                            s.set_tos_v4(tos)?;
+                            Socket::Tcp(s)
+                        }
+                        Transport::Udp => {
+                            let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+                            s.set_nonblocking(true)?;
+                            Socket::Udp(s)
+                        }
+                    })
+                })
+                .collect::<std::io::Result<Vec<Socket>>>()
+        })
+        .await?
+        .map_err(|e| {
+            HelperError::Kernel(format!("Cannot open probe sockets in {}: {e}", t.source))
+        })?;
+    let wait = Duration::from_millis(u64::from(timeout_ms));
+    let probes = sockets
+        .into_iter()
+        .zip(services)
+        .map(|(socket, &(port, _))| async move {
+            let to = SocketAddr::V4(SocketAddrV4::new(dst, port));
+            match socket {
+                Socket::Tcp(s) => {
+                    // Refused, answered or dropped: the counters tell, not the outcome.
+                    let _ = tokio::time::timeout(wait, s.connect(to)).await;
+                }
+                Socket::Udp(s) => {
+                    if let Ok(s) = tokio::net::UdpSocket::from_std(s) {
+                        let _ = s.set_tos_v4(tos);
+                        let _ = s.send_to(b"tsim-reach", to).await;
+                    }
+                }
+            }
+        });
+    futures::future::join_all(probes).await;
+    // Let the last datagrams cross the router before the counters are read.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}
+
+enum Socket {
+    Tcp(tokio::net::TcpSocket),
+    Udp(std::net::UdpSocket),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_install_count_and_remove() {
+        let services = [(22, Transport::Tcp), (53, Transport::Udp)];
+        let p = install_payload(40, &services);
+        assert!(p.contains(":TSIM_REACH_PRE_40 - [0:0]\n"));
+        assert!(p.contains("-I POSTROUTING 1 -m dscp --dscp 40 -j TSIM_REACH_POST_40\n"));
+        assert!(p.contains(
+            "-A TSIM_REACH_PRE_40 -p udp -m udp --dport 53 -m comment --comment \"tsim-reach 40 PRE 53/udp\"\n"
+        ));
+        let saved = "*mangle\n:PREROUTING ACCEPT [10:800]\n:TSIM_REACH_PRE_40 - [0:0]\n:TSIM_REACH_PRE_41 - [0:0]\n\
+[3:180] -A PREROUTING -m dscp --dscp 0x28 -j TSIM_REACH_PRE_40\n\
+[0:0] -A PREROUTING -m dscp --dscp 0x29 -j TSIM_REACH_PRE_41\n\
+[2:120] -A TSIM_REACH_PRE_40 -p tcp -m tcp --dport 22 -m comment --comment \"tsim-reach 40 PRE 22/tcp\"\n\
+[7:420] -A TSIM_REACH_PRE_41 -p tcp -m tcp --dport 22 -m comment --comment \"tsim-reach 41 PRE 22/tcp\"\nCOMMIT\n";
+        let c = counters(saved, 40);
+        assert_eq!(c.get("tsim-reach 40 PRE 22/tcp"), Some(&2));
+        assert_eq!(c.len(), 1, "another job's counters are not ours: {c:?}");
+        let r = removal_payload(saved, 40).unwrap();
+        assert_eq!(
+            r,
+            "*mangle\n-D PREROUTING -m dscp --dscp 0x28 -j TSIM_REACH_PRE_40\n-F TSIM_REACH_PRE_40\n-X TSIM_REACH_PRE_40\nCOMMIT\n"
+        );
+        assert_eq!(removal_payload("*mangle\nCOMMIT\n", 40), None);
+    }
+}
