@@ -6,7 +6,8 @@ use std::path::Path;
 use tokio::runtime::Runtime;
 use tsim_protocol::ops::{
     HostAdd, HostAdded, HostInfo, NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing,
-    ProbeTrace, StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult, Transport,
+    ProbeReach, ProbeTrace, ReachResult, StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult,
+    Transport,
 };
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
@@ -143,6 +144,11 @@ impl BlockingClient {
     /// Traces the route from inside a namespace, hop by hop.
     pub fn probe_trace(&self, args: ProbeTrace) -> Result<TraceResult, ClientError> {
         self.runtime.block_on(self.client.probe_trace(args))
+    }
+
+    /// Runs the quick reachability analysis: which routers forward which services.
+    pub fn probe_reach(&self, args: ProbeReach) -> Result<ReachResult, ClientError> {
+        self.runtime.block_on(self.client.probe_reach(args))
     }
 
     /// Sends a message to an echo service from inside a namespace and reads it back.

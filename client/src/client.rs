@@ -20,8 +20,9 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
 use tsim_protocol::ops::{
     HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, NsCreate, NsDelete, NsInfo,
-    NsList, Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeTrace, Status,
-    StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult, Transport,
+    NsList, Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace,
+    ReachResult, Status, StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult,
+    Transport,
 };
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
@@ -426,6 +427,14 @@ impl Client {
     pub async fn probe_trace(&self, args: ProbeTrace) -> Result<TraceResult, ClientError> {
         match self.call(Op::ProbeTrace(args)).await? {
             OpResult::ProbeTrace(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Runs the quick reachability analysis: which routers forward which services.
+    pub async fn probe_reach(&self, args: ProbeReach) -> Result<ReachResult, ClientError> {
+        match self.call(Op::ProbeReach(args)).await? {
+            OpResult::ProbeReach(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
     }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use tsim_protocol::NsName;
 use tsim_protocol::net::Ip;
 use tsim_protocol::ops::{
-    PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeStatus, ProbeTrace, TraceMode,
-    TraceResult, Transport,
+    PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeStatus, ProbeTrace,
+    ReachResult, TraceMode, TraceResult, Transport,
 };
 
 use super::{CliError, Ctx, print_json};
@@ -112,6 +112,30 @@ enum Command {
     Ping(Ping),
     /// Trace the route, one probe per hop.
     Trace(Trace),
+    /// Quick analysis: which routers forward which services towards DST.
+    ///
+    /// Each source host (give one per router to test) sends DSCP-marked probes for every
+    /// service; the counters of its router say whether the router forwarded them (YES),
+    /// dropped them (NO) or never saw them (UNKNOWN). Exit status 0 when the analysis ran,
+    /// whatever the verdicts.
+    Reach(Reach),
+}
+
+/// A reachability analysis.
+#[derive(Debug, clap::Args)]
+struct Reach {
+    /// A source host (repeatable: one per router to test).
+    #[arg(long, required = true)]
+    from: Vec<NsName>,
+    /// The destination address.
+    dst: Ip,
+    /// The services: ports and ranges, each with an optional /tcp or /udp (default tcp), e.g.
+    /// 22,80,443/tcp,53/udp,1000-1010/udp.
+    #[arg(long, short)]
+    ports: String,
+    /// Seconds a TCP probe waits for its connection.
+    #[arg(long = "wait", short = 'w', value_name = "SECS", default_value_t = 1.0)]
+    wait: f64,
 }
 
 fn millis(secs: f64, what: &str, max: f64) -> Result<u32, CliError> {
@@ -130,6 +154,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
         Command::Udp(e) => (Transport::Udp, e),
         Command::Ping(p) => return ping(ctx, p).await,
         Command::Trace(t) => return trace(ctx, t).await,
+        Command::Reach(r) => return reach(ctx, r).await,
     };
     if !(echo.wait > 0.0 && echo.wait <= 60.0) {
         return Err(CliError::Usage(format!(
@@ -289,6 +314,50 @@ fn print_trace(t: &Trace, r: &TraceResult) {
                 )
             }
             _ => out!("{:>2}  *", hop.ttl),
+        }
+    }
+}
+
+async fn reach(ctx: &Ctx, r: &Reach) -> Result<(), CliError> {
+    let result = ctx
+        .client
+        .probe_reach(ProbeReach {
+            from: r.from.clone(),
+            dst: r.dst,
+            ports: r.ports.clone(),
+            timeout_ms: Some(millis(r.wait, "--wait", 10.0)?),
+        })
+        .await?;
+    if ctx.json {
+        print_json(&result);
+    } else {
+        print_reach(r, &result);
+    }
+    Ok(())
+}
+
+fn print_reach(r: &Reach, result: &ReachResult) {
+    for router in &result.routers {
+        out!(
+            "{} (from {}, towards {} via {}):",
+            router.router,
+            router.from,
+            r.dst,
+            router.egress.as_deref().unwrap_or("no route")
+        );
+        for s in &router.services {
+            let verdict = serde_json::to_value(s.verdict)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_uppercase))
+                .unwrap_or_default();
+            out!(
+                "  {:>5}/{:<3}  {:<7}  (seen {}, forwarded {})",
+                s.port,
+                s.proto,
+                verdict,
+                s.seen,
+                s.forwarded
+            );
         }
     }
 }
