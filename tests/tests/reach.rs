@@ -1,0 +1,247 @@
+//! The quick reachability analysis on the real kernel, on the 10-router test network with
+//! its firewalls: hq-gw's verdicts (original-system.md §10F), two concurrent jobs on one
+//! router, bad requests, and a cancelled job; each time, nothing of the jobs stays in the
+//! routers' mangle tables.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use tsim_client::{BlockingClient, ClientError, RequestOptions};
+use tsim_protocol::ops::{HostAdd, ProbeReach, ReachResult, Verdict};
+use tsim_protocol::{ErrorCode, Op, OpResult};
+use tsim_tests::{TestHelper, require_priv};
+
+fn facts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/facts10/raw")
+}
+
+/// The 10-router network with source hosts `src1`, `src2` (10.1.1.100, .101, on hq-gw's
+/// eth1 subnet) and `lab1` (10.1.10.100, behind hq-lab).
+fn network() -> TestHelper {
+    let helper = TestHelper::start();
+    let facts = facts().display().to_string();
+    let out = helper.tsimctl(&[
+        "net",
+        "setup",
+        "--facts",
+        &facts,
+        "--prefix",
+        &helper.prefix,
+        "--quiet",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = helper.client();
+    for (name, ip, router) in [
+        ("src1", "10.1.1.100/24", "hq-gw"),
+        ("src2", "10.1.1.101/24", "hq-gw"),
+        ("lab1", "10.1.10.100/24", "hq-lab"),
+    ] {
+        client
+            .host_add(HostAdd {
+                name: helper.ns(name).parse().unwrap(),
+                ip: ip.parse().unwrap(),
+                router: helper.ns(router).parse().unwrap(),
+                router_if: None,
+                secondaries: Vec::new(),
+                tag: None,
+            })
+            .unwrap();
+    }
+    helper
+}
+
+fn job(helper: &TestHelper, from: &[&str], ports: &str) -> ProbeReach {
+    ProbeReach {
+        from: from.iter().map(|f| helper.ns(f).parse().unwrap()).collect(),
+        dst: "10.2.1.1".parse().unwrap(),
+        ports: ports.into(),
+        timeout_ms: Some(500),
+    }
+}
+
+fn verdicts(r: &ReachResult, router: usize) -> Vec<(String, Verdict)> {
+    r.routers[router]
+        .services
+        .iter()
+        .map(|s| (format!("{}/{}", s.port, s.proto), s.verdict))
+        .collect()
+}
+
+/// What the job left in a router's mangle table.
+fn leftovers(helper: &TestHelper, router: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &helper.ns(router),
+            "iptables-save",
+            "-t",
+            "mangle",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("TSIM_REACH") || l.contains("tsim-reach"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn hq_gw_forwards_what_its_firewall_allows() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    let r = client
+        .probe_reach(job(
+            &helper,
+            &["src1", "lab1"],
+            "22,80,443/tcp,53/udp,161/udp,10000/tcp,33434/udp",
+        ))
+        .unwrap();
+    assert!((32..=63).contains(&r.dscp));
+    assert_eq!(r.routers[0].router.to_string(), helper.ns("hq-gw"));
+    use Verdict::{No, Yes};
+    let want = [
+        ("22/tcp", No),
+        ("80/tcp", No),
+        ("443/tcp", No),
+        ("53/udp", No),
+        ("161/udp", No),
+        ("10000/tcp", Yes),
+        ("33434/udp", Yes),
+    ];
+    let want: Vec<(String, Verdict)> = want.iter().map(|(s, v)| (s.to_string(), *v)).collect();
+    assert_eq!(verdicts(&r, 0), want, "{r:?}");
+    for s in &r.routers[0].services {
+        assert!(s.seen >= 1, "{s:?}");
+    }
+    // hq-lab, the other source's router, has the same inter-site rules in its FORWARD chain
+    // (only ICMP, udp/33434-33534 and tcp/udp 10000 between sites).
+    assert_eq!(r.routers[1].router.to_string(), helper.ns("hq-lab"));
+    assert_eq!(verdicts(&r, 1), want, "{:?}", r.routers[1]);
+    assert!(
+        leftovers(&helper, "hq-gw").is_empty(),
+        "{:?}",
+        leftovers(&helper, "hq-gw")
+    );
+    assert!(leftovers(&helper, "hq-lab").is_empty());
+}
+
+#[test]
+fn concurrent_jobs_on_one_router_do_not_interfere() {
+    require_priv!();
+    let helper = network();
+    let client: BlockingClient = helper.client();
+    let a = client
+        .start(
+            vec![Op::ProbeReach(job(
+                &helper,
+                &["src1"],
+                "22/tcp,10000/tcp,53/udp",
+            ))],
+            RequestOptions::default(),
+        )
+        .unwrap();
+    let b = client
+        .start(
+            vec![Op::ProbeReach(job(
+                &helper,
+                &["src2"],
+                "10000/tcp,22/tcp,33434/udp,53/udp",
+            ))],
+            RequestOptions::default(),
+        )
+        .unwrap();
+    let take = |p| match client.wait(p).unwrap().remove(0) {
+        OpResult::ProbeReach(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let (a, b) = (take(a), take(b));
+    assert_ne!(a.dscp, b.dscp);
+    use Verdict::{No, Yes};
+    let v = |list: &[(&str, Verdict)]| -> Vec<(String, Verdict)> {
+        list.iter().map(|(s, v)| (s.to_string(), *v)).collect()
+    };
+    assert_eq!(
+        verdicts(&a, 0),
+        v(&[("22/tcp", No), ("10000/tcp", Yes), ("53/udp", No)])
+    );
+    assert_eq!(
+        verdicts(&b, 0),
+        v(&[
+            ("10000/tcp", Yes),
+            ("22/tcp", No),
+            ("33434/udp", Yes),
+            ("53/udp", No)
+        ])
+    );
+    // Each job counted only its own probes: one of each, never the other job's.
+    for r in [&a, &b] {
+        for s in &r.routers[0].services {
+            assert!(
+                s.seen <= 2,
+                "a TCP SYN and at most one retransmission: {s:?}"
+            );
+        }
+    }
+    assert!(leftovers(&helper, "hq-gw").is_empty());
+}
+
+#[test]
+fn bad_requests_and_a_cancelled_job_leave_nothing() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    let code = |r: Result<ReachResult, ClientError>| match r {
+        Err(ClientError::Remote { error, .. }) => error.code,
+        other => panic!("{other:?}"),
+    };
+    for ports in ["", "0", "22/sctp", "1-200", "10-5"] {
+        assert_eq!(
+            code(client.probe_reach(job(&helper, &["src1"], ports))),
+            ErrorCode::InvalidArgument,
+            "{ports}"
+        );
+    }
+    assert_eq!(
+        code(client.probe_reach(job(&helper, &["src1", "src2"], "22"))),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        code(client.probe_reach(job(&helper, &["nope"], "22"))),
+        ErrorCode::NotFound
+    );
+    assert_eq!(
+        code(client.probe_reach(job(&helper, &["hq-gw"], "22"))),
+        ErrorCode::NotFound,
+        "a router is not a host"
+    );
+    // A job cancelled while its TCP probes wait.
+    let mut slow = job(&helper, &["src1"], "22,80,443");
+    slow.timeout_ms = Some(5000);
+    let pending = client
+        .start(vec![Op::ProbeReach(slow)], RequestOptions::default())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    client.cancel(pending.id).unwrap();
+    let err = client.wait(pending).unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Cancelled), "{err:?}");
+    assert!(
+        leftovers(&helper, "hq-gw").is_empty(),
+        "{:?}",
+        leftovers(&helper, "hq-gw")
+    );
+    // And the DSCP values came back: 40 jobs in a row all run.
+    for _ in 0..40 {
+        client
+            .probe_reach(job(&helper, &["src1"], "33434/udp"))
+            .unwrap();
+    }
+}
