@@ -40,6 +40,7 @@ ctl probe udp --from "${prefix}h1" 10.1.10.51:5353
 ctl probe ping --from "${prefix}h1" 10.1.10.51 -c 2 -i 0.05
 ctl probe trace --from "${prefix}h1" 10.1.10.51
 ctl probe trace --from "${prefix}h1" 10.1.10.51 --udp
+ctl probe reach --from "${prefix}h1" 10.2.1.1 -p 22,10000,53/udp -w 0.2
 "$bin/tsimctl" net verify --facts "$facts" --prefix "$prefix" >/dev/null 2>&1 || true
 ctl --json net status
 ctl host del "${prefix}h1"
