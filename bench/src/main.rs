@@ -714,6 +714,19 @@ fn main() -> anyhow::Result<()> {
                 proto,
             ])?;
         }
+        // One source per router of the path edge → core → lab, towards a host behind lab.
+        let sources: Vec<String> = ["e1", "c1", "l1"]
+            .iter()
+            .map(|s| format!("{prefix}{s}"))
+            .collect();
+        for (name, ip, router) in [
+            (&sources[0], "192.0.2.60/24", "edge"),
+            (&sources[1], "10.0.1.60/24", "core"),
+            (&sources[2], "10.0.2.60/24", "lab"),
+        ] {
+            let router = format!("{prefix}{router}");
+            run(&["host", "add", name, "--ip", ip, "--router", &router])?;
+        }
         let r = svc::measure(
             &tsimctl,
             &helper.socket,
@@ -723,6 +736,8 @@ fn main() -> anyhow::Result<()> {
             7,
             args.probes,
         );
+        let ports = "22,80,443,8080,3306/tcp,53,123,161,514,33434/udp";
+        let reach = svc::reach(&helper.socket, &sources, "10.0.3.100", ports, 5);
         let _ = run(&["net", "teardown"]);
         drop(helper);
         let r = r?;
@@ -741,6 +756,14 @@ fn main() -> anyhow::Result<()> {
             ms(ctl.median()),
             ms(ctl.quantile(0.99)),
             ratio(old.median(), ctl.median())
+        );
+        let (times, yes, all) = reach?;
+        let times = Samples(times);
+        println!(
+            "| `probe_reach`, 10 services ({ports}) on a 3-router path, one source per router, median of 5 ({yes} of {all} verdicts YES) | {} | the old quick job: 30–60 s (DESIGN.md) | {}–{}× |",
+            ms(times.median()),
+            (30.0 / times.median().as_secs_f64()).round(),
+            (60.0 / times.median().as_secs_f64()).round()
         );
         for ((count, wall, cpu), proto) in r.throughput.iter().zip(["TCP", "UDP"]) {
             println!(

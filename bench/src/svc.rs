@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use nix::sched::CloneFlags;
 use tsim_client::BlockingClient;
-use tsim_protocol::ops::{ProbeEcho, ProbeStatus, Transport};
+use tsim_protocol::ops::{ProbeEcho, ProbeReach, ProbeStatus, Transport, Verdict};
 
 /// What the service benchmark measured.
 pub struct SvcResult {
@@ -171,4 +171,43 @@ pub fn measure(
         old,
         throughput: [tcp, udp],
     })
+}
+
+/// Runs the quick analysis `rounds` times from `sources` (one per router of the path)
+/// towards `dst` for `ports`; returns the times and the last job's count of YES verdicts of
+/// all verdicts.
+pub fn reach(
+    socket: &Path,
+    sources: &[String],
+    dst: &str,
+    ports: &str,
+    rounds: usize,
+) -> anyhow::Result<(Vec<Duration>, usize, usize)> {
+    let client = BlockingClient::connect(socket, "tsim-bench")?;
+    let args = ProbeReach {
+        from: sources
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_, _>>()?,
+        dst: dst.parse()?,
+        ports: ports.into(),
+        timeout_ms: None,
+    };
+    let mut times = Vec::with_capacity(rounds);
+    let mut verdicts = (0, 0);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = client.probe_reach(args.clone())?;
+        times.push(t.elapsed());
+        let all: Vec<Verdict> = r
+            .routers
+            .iter()
+            .flat_map(|r| r.services.iter().map(|s| s.verdict))
+            .collect();
+        verdicts = (
+            all.iter().filter(|v| **v == Verdict::Yes).count(),
+            all.len(),
+        );
+    }
+    Ok((times, verdicts.0, verdicts.1))
 }

@@ -223,8 +223,21 @@ fn bad_requests_and_a_cancelled_job_leave_nothing() {
         ErrorCode::NotFound,
         "a router is not a host"
     );
-    // A job cancelled while its TCP probes wait.
-    let mut slow = job(&helper, &["src1"], "22,80,443");
+    // Probes the router never sees (the destination is on the source's own subnet, so they
+    // go straight to it): `unknown`, after the TCP probes' wait.
+    let mut local = job(&helper, &["src1"], "22,53/udp");
+    local.dst = "10.1.1.77".parse().unwrap();
+    local.timeout_ms = Some(300);
+    let r = client.probe_reach(local.clone()).unwrap();
+    assert!(
+        r.routers[0]
+            .services
+            .iter()
+            .all(|s| s.verdict == Verdict::Unknown && s.seen == 0),
+        "{r:?}"
+    );
+    // Such a job, cancelled while its TCP probes wait.
+    let mut slow = local;
     slow.timeout_ms = Some(5000);
     let pending = client
         .start(vec![Op::ProbeReach(slow)], RequestOptions::default())

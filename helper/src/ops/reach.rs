@@ -265,10 +265,37 @@ pub(super) async fn reach(
         let sends = targets
             .iter()
             .map(|t| emit(ctx, t, dst, d, &services, timeout_ms));
-        tokio::select! {
-            results = futures::future::join_all(sends) => {
-                results.into_iter().collect::<Result<Vec<()>, HelperError>>()?;
+        let sent = async {
+            let results = futures::future::join_all(sends).await;
+            results
+                .into_iter()
+                .collect::<Result<Vec<()>, HelperError>>()?;
+            // Let the last datagrams cross the routers before the counters are read.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok::<(), HelperError>(())
+        };
+        // The counters, not the probes' outcomes, decide: once every router has seen every
+        // service's probe, the TCP probes that still wait (dropped, or not answered yet)
+        // need not wait longer.
+        let seen_all = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut all = true;
+                for (t, before) in targets.iter().zip(&before) {
+                    let now = counters(&mangle(ctx, t, true).await?, d);
+                    all &= services.iter().all(|&(port, proto)| {
+                        let key = comment(d, "PRE", port, proto);
+                        now.get(&key).copied().unwrap_or(0) > before.get(&key).copied().unwrap_or(0)
+                    });
+                }
+                if all {
+                    return Ok::<(), HelperError>(());
+                }
             }
+        };
+        tokio::select! {
+            r = sent => r?,
+            r = seen_all => r?,
             _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
         }
         let mut routers = Vec::new();
@@ -328,7 +355,8 @@ pub(super) async fn reach(
 }
 
 /// Sends the probes of every service from `t`'s source host: a TCP connection attempt that
-/// waits up to `timeout_ms`, or one UDP datagram; each with DSCP `dscp`.
+/// waits up to `timeout_ms` (unless the caller stops waiting first), or one UDP datagram;
+/// each with DSCP `dscp`.
 async fn emit(
     ctx: &OpCtx<'_>,
     t: &Target,
@@ -385,8 +413,6 @@ async fn emit(
             }
         });
     futures::future::join_all(probes).await;
-    // Let the last datagrams cross the router before the counters are read.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
 }
 
