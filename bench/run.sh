@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p tsim-helper -p tsim-client -p tsim-bench
 report=$(target/release/tsim-bench "$@")
+# The Python client's rows (it needs msgpack).
+python3 -c 'import msgpack' 2>/dev/null || python3 -m pip install -q msgpack
+pyreport=$(python3 bench/python_bench.py)
 {
   echo "# Benchmark results"
   echo
@@ -12,6 +15,7 @@ report=$(target/release/tsim-bench "$@")
   echo "Medians and ratios are from one run; each baseline was measured in the same run."
   echo
   echo "$report"
+  echo "$pyreport"
   echo
   echo "How to read it:"
   echo
@@ -25,6 +29,8 @@ report=$(target/release/tsim-bench "$@")
   echo "  The old way is the old system's service test: \`ip netns exec NS python3 -c …\` that connects, sends \`Test\\n\` and prints the echo and its local port, one process per probe."
   echo "  The reach row runs one quick analysis with a source host on each of the example network's three routers (edge, core, lab) towards a host behind lab; the old system took 30–60 s for a quick job (DESIGN.md; its code is not here to run)."
   echo "  Throughput is one client on a thread inside a namespace, one 64-byte round trip after another; \"per second of the helper's CPU\" divides by the helper's user and system time (from /proc), so it is the rate one core of the helper sustains."
+  echo "* The Python rows (\`bench/python_bench.py\`) use \`tsim_client.Client\` from one thread; its old-way baseline is a fresh \`python3 -c 'import subprocess, json'\` plus the per-host time of \`host_baseline.sh\` (one \`ip\` process per step), measured in the same run."
+  echo "  The web jobs are \`client/python/examples/wsgi_app.py\`'s quick and detailed jobs, called directly (no HTTP), on the 10-router test network; the old figures (30–60 s for a quick job, ~20 s for a detailed job with one service) are the old system's documented ones (original-system.md §9.3)."
   echo "* The network rows run \`tsimctl net setup\` and \`net teardown\` as new processes, end to end (facts read and compiled, one request to the helper), one round after another; before each round the bench waits until the kernel has freed the previous round's namespaces (it does so in the background, about 10 a second, and slows every namespace and link operation meanwhile)."
   echo "  The baseline builds the same compiled network the old way, one \`ip\`, \`ip netns exec … sysctl\`, \`ipset restore\` or \`iptables-restore\` process per step, serially (the old system also started Python processes, so its ~60 s is far above this baseline)."
   echo "  The synthetic network is a ring of routers, each with 5 links to each side (one /24 and one bridge per link), 10 static routes and a 20-rule firewall."

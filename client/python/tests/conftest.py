@@ -102,3 +102,18 @@ def network(helper):
     with Client(helper.socket) as c:
         c.net_apply(json.loads(plan.stdout))
     return helper
+
+
+@pytest.fixture
+def network10(helper):
+    """The helper with the 10-router test network (tests/data/facts10) applied."""
+    plan = helper.tsimctl("net", "plan", "--facts", str(REPO / "tests" / "data" / "facts10" / "raw"),
+                          "--prefix", helper.prefix)
+    assert plan.returncode == 0, plan.stderr
+    import json
+
+    from tsim_client import Client
+
+    with Client(helper.socket) as c:
+        c.net_apply(json.loads(plan.stdout))
+    return helper
