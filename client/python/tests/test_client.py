@@ -72,6 +72,12 @@ def test_hosts_services_probes_and_the_network(network):
             c.host_add(h.ns("x"), "999.1.1.1/24", h.ns("lab"))
         assert e.value.code == "invalid_argument"
         assert sorted(x["name"] for x in c.host_list()["hosts"]) == [far, web]
+        spare = h.ns("spare")
+        c.host_add(spare, "10.0.3.101/24", h.ns("lab"))
+        assert c.host_delete(spare) == {}
+        with pytest.raises(HelperError) as e:
+            c.host_delete(spare)
+        assert (e.value.code, e.value.op_index) == ("not_found", 0)
 
         info = c.svc_start(web, "10.0.3.100", 80, tag="job-7")
         assert (info["port"], info["proto"]) == (80, "tcp")
