@@ -128,6 +128,32 @@ def test_eight_threads_share_one_client(helper):
         assert c.status()["requests"] >= 8000
 
 
+def test_large_requests_and_small_ones_share_a_connection(helper):
+    errors = []
+    with Client(helper.socket) as c:
+        def big():
+            try:
+                for _ in range(20):
+                    results = c.call([{"op": "ping"}] * 5000)
+                    assert len(results) == 5000
+            except Exception as e:  # noqa: BLE001 - collected for the assertion
+                errors.append(e)
+
+        def small():
+            try:
+                for _ in range(2000):
+                    assert c.ping() == {}
+            except Exception as e:  # noqa: BLE001 - collected for the assertion
+                errors.append(e)
+
+        threads = [threading.Thread(target=f) for f in (big, big, big, small, small, small)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+
+
 def test_timeouts_cancel_and_the_connection_goes_on(helper):
     with Client(helper.socket) as c:
         started = time.monotonic()

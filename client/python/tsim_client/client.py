@@ -2,6 +2,7 @@
 several threads are pipelined on it and matched to their answers by id)."""
 
 import os
+import select
 import socket
 import threading
 import time
@@ -40,17 +41,22 @@ class _NothingYet(Exception):
     """No frame started arriving before the deadline."""
 
 
+#: How long a started frame may take to arrive whole, and a send to be taken.
+_IO_TIMEOUT = 30.0
+
+
 def _read_frame_until(sock, max_frame, deadline):
     """The next frame, or ``_NothingYet`` if none starts before ``deadline``. Once a frame has
-    started it is read whole (a frame cut in the middle would leave the stream unusable)."""
-    sock.settimeout(max(0.001, deadline - time.monotonic()))
-    try:
-        first = sock.recv(4)
-    except socket.timeout:
-        raise _NothingYet() from None
+    started it is read whole (a frame cut in the middle would leave the stream unusable).
+
+    The wait is a ``select``, not a socket timeout: the socket's timeout is shared with the
+    threads sending on it, and must stay the same for them."""
+    readable, _, _ = select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
+    if not readable:
+        raise _NothingYet()
+    first = sock.recv(4)
     if not first:
         raise ConnectionLost("the helper closed the connection")
-    sock.settimeout(30.0)
     header = first + (_read_exact(sock, 4 - len(first)) if len(first) < 4 else b"")
     (length,) = _wire.HEADER.unpack(header)
     if length > max_frame:
@@ -86,6 +92,7 @@ class _Connection:
             raise ConnectionLost(f"expected welcome, got {welcome['type']}")
         self.welcome = welcome
         self.max_frame = welcome.get("limits", {}).get("max_frame", 16 << 20)
+        self.sock.settimeout(_IO_TIMEOUT)
         self.send_lock = threading.Lock()
         self.cond = threading.Condition()
         self.waiting = set()
