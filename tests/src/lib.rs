@@ -70,6 +70,16 @@ fn setup_once() {
 }
 
 /// The path of a workspace binary, built on first use so that it is never stale.
+/// The bundled example network's facts (routers edge, core and lab in a row).
+pub fn example_facts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
+}
+
+/// The 10-router test network's raw facts.
+pub fn facts10() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/facts10/raw")
+}
+
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
@@ -291,6 +301,42 @@ impl TestHelper {
     /// A prefixed namespace name.
     pub fn ns(&self, suffix: &str) -> String {
         format!("{}{suffix}", self.prefix)
+    }
+
+    /// Builds the network of `facts` under this helper's prefix (`tsimctl net setup`).
+    pub fn net_setup(&self, facts: &Path) {
+        let facts = facts.display().to_string();
+        let out = self.tsimctl(&[
+            "net",
+            "setup",
+            "--facts",
+            &facts,
+            "--prefix",
+            &self.prefix,
+            "--quiet",
+        ]);
+        assert!(
+            out.status.success(),
+            "net setup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Adds hosts, each `(name, address/prefix, router)` without this helper's prefix.
+    pub fn add_hosts(&self, hosts: &[(&str, &str, &str)]) {
+        let client = self.client();
+        for (name, ip, router) in hosts {
+            client
+                .host_add(tsim_protocol::ops::HostAdd {
+                    name: self.ns(name).parse().expect("a host name"),
+                    ip: ip.parse().expect("a host address"),
+                    router: self.ns(router).parse().expect("a router name"),
+                    router_if: None,
+                    secondaries: Vec::new(),
+                    tag: None,
+                })
+                .unwrap_or_else(|e| panic!("host add {name}: {e}"));
+        }
     }
 
     /// A connected blocking client.

@@ -3,7 +3,6 @@
 //! concurrent clients, and a `kill -9` in the middle of 50 adds.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -11,13 +10,7 @@ use serde_json::{Value, json};
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::ops::{HostAdd, HostInfo};
 use tsim_protocol::{ErrorCode, Op, OpResult, ServerMessage};
-use tsim_tests::{HelperOptions, RawConn, TestHelper, ip_netns_list, require_priv};
-
-/// The bundled example network: edge (192.0.2.1, 10.0.1.1), core (10.0.1.2, 10.0.2.1),
-/// lab (10.0.2.2, 10.0.3.1).
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
-}
+use tsim_tests::{HelperOptions, RawConn, TestHelper, example_facts, ip_netns_list, require_priv};
 
 fn text(out: &Output) -> String {
     format!(
@@ -30,16 +23,7 @@ fn text(out: &Output) -> String {
 /// A helper with the example network built (routers `<prefix>edge`, `core`, `lab`).
 fn with_network(options: HelperOptions) -> TestHelper {
     let helper = TestHelper::start_with(options);
-    let facts = example().display().to_string();
-    let out = helper.tsimctl(&[
-        "net",
-        "setup",
-        "--facts",
-        &facts,
-        "--prefix",
-        &helper.prefix,
-    ]);
-    assert!(out.status.success(), "net setup: {}", text(&out));
+    helper.net_setup(&example_facts());
     helper
 }
 
@@ -330,7 +314,7 @@ fn the_added_gateway_goes_with_the_last_host_that_needs_it() {
     add(&helper, "b", "10.9.9.11/24", "core").unwrap();
     assert!(addrs(&core, "eth0").contains(&gateway));
     // `net verify` knows the gateways added for hosts: no difference from the facts.
-    let facts = example().display().to_string();
+    let facts = example_facts().display().to_string();
     let out = helper.tsimctl(&[
         "net",
         "verify",
@@ -387,7 +371,7 @@ fn network_changes_take_the_hosts_they_strand() {
     let facts = helper.dir.path().join("facts");
     std::fs::create_dir(&facts).unwrap();
     for f in ["edge_facts.txt", "core_facts.txt"] {
-        std::fs::copy(example().join(f), facts.join(f)).unwrap();
+        std::fs::copy(example_facts().join(f), facts.join(f)).unwrap();
     }
     let facts = facts.display().to_string();
     let out = helper.tsimctl(&[

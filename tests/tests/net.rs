@@ -4,21 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tsim_tests::{NETNS_DIR, TestHelper, ip_netns_list, require_priv};
-
-/// The 10-router test network's raw facts.
-fn facts10() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/facts10/raw")
-}
-
-/// The bundled example network.
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
-}
+use tsim_tests::{NETNS_DIR, TestHelper, example_facts, facts10, ip_netns_list, require_priv};
 
 fn text(out: &Output) -> String {
     format!(
@@ -409,8 +399,8 @@ fn reapplying_is_a_no_op_and_changes_apply_as_a_difference() {
 fn verify_reports_what_differs() {
     require_priv!();
     let helper = TestHelper::start();
-    setup(&helper, &example(), &[]);
-    let (status, report) = verify(&helper, &example());
+    setup(&helper, &example_facts(), &[]);
+    let (status, report) = verify(&helper, &example_facts());
     assert_eq!(status, 0, "{report:#}");
 
     let edge = helper.ns("edge");
@@ -430,7 +420,7 @@ fn verify_reports_what_differs() {
     let (ok, out) = in_ns(&edge, "ipset", &["del", "blocked", "203.0.113.0/24"]);
     assert!(ok, "{out}");
 
-    let (status, report) = verify(&helper, &example());
+    let (status, report) = verify(&helper, &example_facts());
     assert_eq!(status, 1, "{report:#}");
     assert_eq!(report["clean"], false);
     let findings: Vec<(String, String, String)> = report["routers"]
@@ -478,7 +468,7 @@ fn verify_reports_what_differs() {
     assert_eq!(findings.len(), 6, "{findings:#?}");
 
     // The text report names the routers that differ and exits 1.
-    let facts = example().display().to_string();
+    let facts = example_facts().display().to_string();
     let out = ctl(
         &helper,
         &[
@@ -500,8 +490,8 @@ fn verify_reports_what_differs() {
     // Setup compares with the network it applied, not with the kernel: teardown and setup
     // repair what was changed behind its back.
     ctl_json(&helper, &["net", "teardown"]);
-    setup(&helper, &example(), &[]);
-    assert_eq!(verify(&helper, &example()).0, 0);
+    setup(&helper, &example_facts(), &[]);
+    assert_eq!(verify(&helper, &example_facts()).0, 0);
 }
 
 #[test]
@@ -510,7 +500,7 @@ fn status_shows_interfaces_routes_counters_and_sets() {
     let helper = TestHelper::start();
     let out = ctl(&helper, &["net", "status"], 0);
     assert!(text(&out).contains("no network applied"));
-    setup(&helper, &example(), &[]);
+    setup(&helper, &example_facts(), &[]);
     // Traffic through edge's firewall: pings from lab to edge's far side.
     let (ok, out) = in_ns(
         &helper.ns("lab"),
@@ -583,7 +573,7 @@ fn a_failed_apply_leaves_nothing_behind() {
     let squatter = helper.ns("lab");
     let (ok, out) = run("ip", &["netns", "add", &squatter]);
     assert!(ok, "{out}");
-    let facts = example().display().to_string();
+    let facts = example_facts().display().to_string();
     let out = ctl(
         &helper,
         &[
@@ -613,8 +603,8 @@ fn a_failed_apply_leaves_nothing_behind() {
     ctl(&helper, &["ping"], 0);
     let (ok, _) = run("ip", &["netns", "del", &squatter]);
     assert!(ok);
-    setup(&helper, &example(), &[]);
-    assert_eq!(verify(&helper, &example()).0, 0);
+    setup(&helper, &example_facts(), &[]);
+    assert_eq!(verify(&helper, &example_facts()).0, 0);
 }
 
 #[test]
@@ -696,7 +686,7 @@ fn bad_input_is_refused_with_clear_errors() {
     let out = ctl(&helper, &["net", "setup", "--facts", &broken], 2);
     assert!(text(&out).contains("r1_facts.txt:4:"));
     // A prefix that makes a bad namespace name.
-    let facts = example().display().to_string();
+    let facts = example_facts().display().to_string();
     let out = ctl(
         &helper,
         &["net", "plan", "--facts", &facts, "--prefix", "../"],

@@ -2,51 +2,20 @@
 //! errors from a routing loop, traceroute in ICMP and UDP modes with exact hop lists, a
 //! firewall that drops, concurrent probes from one namespace, and bad arguments.
 
-use std::path::{Path, PathBuf};
-
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
-use tsim_protocol::ops::{HostAdd, ProbePing, ProbeTrace, TraceMode, TraceResult};
+use tsim_protocol::ops::{ProbePing, ProbeTrace, TraceMode, TraceResult};
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{HelperOptions, TestHelper, require_priv};
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
-}
+use tsim_tests::{HelperOptions, TestHelper, example_facts, require_priv};
 
 /// The example network with `web` (10.0.3.100, behind lab) and `far` (192.0.2.50, behind
 /// edge): edge, core and lab in a row.
 fn network() -> TestHelper {
     let helper = TestHelper::start_with(HelperOptions::default());
-    let facts = example().display().to_string();
-    let out = helper.tsimctl(&[
-        "net",
-        "setup",
-        "--facts",
-        &facts,
-        "--prefix",
-        &helper.prefix,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let client = helper.client();
-    for (name, ip, router) in [
+    helper.net_setup(&example_facts());
+    helper.add_hosts(&[
         ("web", "10.0.3.100/24", "lab"),
         ("far", "192.0.2.50/24", "edge"),
-    ] {
-        client
-            .host_add(HostAdd {
-                name: helper.ns(name).parse().unwrap(),
-                ip: ip.parse().unwrap(),
-                router: helper.ns(router).parse().unwrap(),
-                router_if: None,
-                secondaries: Vec::new(),
-                tag: None,
-            })
-            .unwrap();
-    }
+    ]);
     helper
 }
 

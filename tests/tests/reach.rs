@@ -3,55 +3,24 @@
 //! router, bad requests, and a cancelled job; each time, nothing of the jobs stays in the
 //! routers' mangle tables.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
-use tsim_protocol::ops::{HostAdd, ProbeReach, ReachResult, Verdict};
+use tsim_protocol::ops::{ProbeReach, ReachResult, Verdict};
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{TestHelper, require_priv};
-
-fn facts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/facts10/raw")
-}
+use tsim_tests::{TestHelper, facts10, require_priv};
 
 /// The 10-router network with source hosts `src1`, `src2` (10.1.1.100, .101, on hq-gw's
 /// eth1 subnet) and `lab1` (10.1.10.100, behind hq-lab).
 fn network() -> TestHelper {
     let helper = TestHelper::start();
-    let facts = facts().display().to_string();
-    let out = helper.tsimctl(&[
-        "net",
-        "setup",
-        "--facts",
-        &facts,
-        "--prefix",
-        &helper.prefix,
-        "--quiet",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let client = helper.client();
-    for (name, ip, router) in [
+    helper.net_setup(&facts10());
+    helper.add_hosts(&[
         ("src1", "10.1.1.100/24", "hq-gw"),
         ("src2", "10.1.1.101/24", "hq-gw"),
         ("lab1", "10.1.10.100/24", "hq-lab"),
-    ] {
-        client
-            .host_add(HostAdd {
-                name: helper.ns(name).parse().unwrap(),
-                ip: ip.parse().unwrap(),
-                router: helper.ns(router).parse().unwrap(),
-                router_if: None,
-                secondaries: Vec::new(),
-                tag: None,
-            })
-            .unwrap();
-    }
+    ]);
     helper
 }
 

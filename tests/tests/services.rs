@@ -2,23 +2,18 @@
 //! echo comes back exactly over TCP and UDP, 50 concurrent clients, port clashes, stop,
 //! limits, atomic rollback, a helper restart, and a namespace deletion.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::ops::{
-    HostAdd, ProbeEcho, ProbeEchoResult, ProbeStatus, SvcAddr, SvcInfo, SvcStart, Transport,
+    ProbeEcho, ProbeEchoResult, ProbeStatus, SvcAddr, SvcInfo, SvcStart, Transport,
 };
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{HelperOptions, TestHelper, ip_netns_list, require_priv};
+use tsim_tests::{HelperOptions, TestHelper, example_facts, ip_netns_list, require_priv};
 
 const WEB: &str = "10.0.3.100";
-
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -36,33 +31,12 @@ fn network(args: &[&str]) -> TestHelper {
         args: args.iter().map(|a| a.to_string()).collect(),
         ..HelperOptions::default()
     });
-    let facts = example().display().to_string();
-    let out = helper.tsimctl(&[
-        "net",
-        "setup",
-        "--facts",
-        &facts,
-        "--prefix",
-        &helper.prefix,
-    ]);
-    assert!(out.status.success(), "net setup: {}", text(&out));
-    let client = helper.client();
-    for (name, ip, router) in [
+    helper.net_setup(&example_facts());
+    helper.add_hosts(&[
         ("web", "10.0.3.100/24", "lab"),
         ("near", "10.0.3.101/24", "lab"),
         ("far", "192.0.2.50/24", "edge"),
-    ] {
-        client
-            .host_add(HostAdd {
-                name: helper.ns(name).parse().unwrap(),
-                ip: ip.parse().unwrap(),
-                router: helper.ns(router).parse().unwrap(),
-                router_if: None,
-                secondaries: Vec::new(),
-                tag: None,
-            })
-            .unwrap();
-    }
+    ]);
     helper
 }
 
