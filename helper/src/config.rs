@@ -100,6 +100,28 @@ pub struct Config {
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
     pub svc_max_bytes: u64,
 
+    /// Seconds a connection may stay idle (no request running, nothing received) before the
+    /// helper closes it; 0 for never.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub idle_timeout: u64,
+
+    /// Per-uid quota of managed namespaces (hosts included); root is exempt.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub quota_namespaces: u32,
+
+    /// Per-uid quota of hosts; root is exempt.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub quota_hosts: u32,
+
+    /// Per-uid quota of echo services; root is exempt.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub quota_services: u32,
+
+    /// Per-uid quota of requests running at once, over all of the uid's connections; root is
+    /// exempt.
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub quota_in_flight: u32,
+
     /// Echo services: seconds a TCP connection may idle before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub svc_idle_secs: u64,

@@ -170,11 +170,23 @@ struct Conn {
 
 async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRead<R, FrameCodec>) {
     let tracker = TaskTracker::new();
+    let idle = conn.helper.config.idle_timeout;
+    // 0 is never: a year, re-armed.
+    let idle_limit = Duration::from_secs(if idle == 0 { 365 * 86400 } else { idle });
     loop {
         let next = tokio::select! {
             biased;
             () = conn.life.stop.cancelled() => break,
             next = frames.next() => next,
+            () = tokio::time::sleep(idle_limit) => {
+                if !conn.lock_in_flight().is_empty() {
+                    continue;
+                }
+                tracing::info!(secs = idle, "Closing an idle connection");
+                let msg = format!("The connection was idle for {idle} s; it is closed");
+                conn.send_error(WireError::new(ErrorCode::Timeout, msg)).await;
+                break;
+            }
         };
         match next {
             None => break,
@@ -259,6 +271,21 @@ async fn start_request(conn: &Arc<Conn>, request: Request, tracker: &TaskTracker
             .await;
         return;
     }
+    let Some(slot) = UidSlot::take(&conn.helper, conn.peer.uid) else {
+        conn.lock_in_flight().remove(&id);
+        let quota = conn.helper.config.quota_in_flight;
+        let msg = format!(
+            "uid {} has {quota} requests running, its quota; wait for one to end",
+            conn.peer.uid
+        );
+        conn.send_response(Response {
+            id,
+            results: Vec::new(),
+            error: Some(WireError::new(ErrorCode::QuotaExceeded, msg)),
+        })
+        .await;
+        return;
+    };
     let permit = tokio::select! {
         permit = Arc::clone(&conn.permits).acquire_owned() => permit.expect("the semaphore is never closed"),
         () = conn.life.stop.cancelled() => {
@@ -279,12 +306,55 @@ async fn start_request(conn: &Arc<Conn>, request: Request, tracker: &TaskTracker
         conn.lock_in_flight().remove(&id);
         conn.send_response(response).await;
         drop(permit);
+        drop(slot);
     }
     .instrument(span);
     if immediate {
         job.await;
     } else {
         tracker.spawn(job);
+    }
+}
+
+/// A running request counted against its uid's `--quota-in-flight` (root is exempt); the
+/// count goes down when it is dropped.
+#[derive(Debug)]
+struct UidSlot {
+    helper: Arc<Helper>,
+    uid: u32,
+}
+
+impl UidSlot {
+    fn take(helper: &Arc<Helper>, uid: u32) -> Option<Self> {
+        let mut counts = helper
+            .uid_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let running = counts.entry(uid).or_insert(0);
+        if uid != 0 && *running >= helper.config.quota_in_flight {
+            return None;
+        }
+        *running += 1;
+        Some(Self {
+            helper: Arc::clone(helper),
+            uid,
+        })
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .helper
+            .uid_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = counts.get_mut(&self.uid) {
+            *running -= 1;
+            if *running == 0 {
+                counts.remove(&self.uid);
+            }
+        }
     }
 }
 

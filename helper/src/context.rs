@@ -37,6 +37,8 @@ pub struct Helper {
     pub gateways: Gateways,
     /// The echo services.
     pub services: crate::services::Services,
+    /// Requests running per uid, over all connections (for `--quota-in-flight`).
+    pub uid_in_flight: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
     /// Whether the kernel has the dummy driver: 0 not known yet, 1 yes, 2 no.
     pub dummy_driver: AtomicU8,
     /// Wakes the pool's filler (see `ops::pool`).
@@ -69,11 +71,16 @@ impl Helper {
     ) -> Result<(Arc<Self>, Recovery), StateError> {
         let netns = Netns::new(runtime);
         let svc_limits = crate::services::SvcLimits {
+            quota: config.quota_services as usize,
             max_connections: config.svc_max_connections,
             max_bytes: config.svc_max_bytes,
             idle: std::time::Duration::from_secs(config.svc_idle_secs),
         };
         let (registry, recovery) = Registry::recover(store, &netns)?;
+        registry.set_quotas(crate::registry::Quotas {
+            namespaces: config.quota_namespaces as usize,
+            hosts: config.quota_hosts as usize,
+        });
         let helper = Helper {
             config,
             authz,
@@ -84,6 +91,7 @@ impl Helper {
             tools: Tools::discover(),
             gateways: Gateways::default(),
             services: crate::services::Services::new(svc_limits),
+            uid_in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             dummy_driver: AtomicU8::new(0),
             pool_wanted: tokio::sync::Notify::new(),
             pool_serial: AtomicU64::new(0),

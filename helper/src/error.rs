@@ -34,6 +34,9 @@ pub enum HelperError {
     /// The object is in the middle of another request's change.
     #[error("{0}")]
     Busy(String),
+    /// The caller's quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Something did not finish in time.
     #[error("{0}")]
     Timeout(String),
@@ -72,6 +75,7 @@ impl HelperError {
             HelperError::PermissionDenied(_) => ErrorCode::PermissionDenied,
             HelperError::NotAllowed(_) => ErrorCode::NotAllowed,
             HelperError::Busy(_) => ErrorCode::Busy,
+            HelperError::QuotaExceeded(_) => ErrorCode::QuotaExceeded,
             HelperError::Unsupported(_) => ErrorCode::Unsupported,
             HelperError::Timeout(_) => ErrorCode::Timeout,
             HelperError::Kernel(_) => ErrorCode::Kernel,

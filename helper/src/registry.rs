@@ -68,6 +68,44 @@ struct Entry {
 pub struct Registry {
     entries: Mutex<BTreeMap<NsName, Entry>>,
     store: StateStore,
+    quotas: std::sync::OnceLock<Quotas>,
+}
+
+/// Per-uid limits on what the registry holds (root is exempt).
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Managed namespaces, hosts included.
+    pub namespaces: usize,
+    /// Hosts.
+    pub hosts: usize,
+}
+
+/// Refuses a new namespace (and, with `host`, a new host) for `uid` if it would exceed
+/// `quotas` (`None`: no quotas set).
+fn check_quota(
+    entries: &BTreeMap<NsName, Entry>,
+    quotas: Option<&Quotas>,
+    uid: u32,
+    host: bool,
+) -> Result<(), HelperError> {
+    let Some(q) = quotas.filter(|_| uid != 0) else {
+        return Ok(());
+    };
+    let owned = entries.values().filter(|e| e.record.owner_uid == uid);
+    let (namespaces, hosts) = owned.fold((0, 0), |(n, h), e| {
+        (n + 1, h + usize::from(e.record.host.is_some()))
+    });
+    if namespaces >= q.namespaces {
+        return Err(HelperError::QuotaExceeded(format!(
+            "uid {uid} has {namespaces} namespaces, its quota"
+        )));
+    }
+    if host && hosts >= q.hosts {
+        return Err(HelperError::QuotaExceeded(format!(
+            "uid {uid} has {hosts} hosts, its quota"
+        )));
+    }
+    Ok(())
 }
 
 /// What happened to the persisted records at start.
@@ -153,6 +191,7 @@ impl Registry {
         let registry = Self {
             entries: Mutex::new(entries),
             store,
+            quotas: std::sync::OnceLock::new(),
         };
         Ok((registry, recovery))
     }
@@ -277,6 +316,7 @@ impl Registry {
                     name.as_str()
                 )));
             }
+            check_quota(&entries, self.quotas.get(), record.owner_uid, false)?;
             entries.insert(
                 name.clone(),
                 Entry {
@@ -291,6 +331,11 @@ impl Registry {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Sets the per-uid quotas (once, at start).
+    pub fn set_quotas(&self, quotas: Quotas) {
+        let _ = self.quotas.set(quotas);
     }
 
     /// Reserves `name` for a host (as [`Registry::reserve`]), after checking, under the same
@@ -373,6 +418,7 @@ impl Registry {
                     )));
                 }
             }
+            check_quota(&entries, self.quotas.get(), owner_uid, true)?;
             record.host = Some(host);
             entries.insert(
                 name.clone(),
@@ -631,5 +677,63 @@ fn roll_back(netns: &Netns, name: &NsName) {
         Err(e) => {
             tracing::error!(ns = %name, error = %chain(&e), "Cannot roll back an interrupted namespace creation")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::HostFacet;
+
+    fn entry(name: &str, uid: u32, host: bool) -> (NsName, Entry) {
+        let name: NsName = name.parse().unwrap();
+        let mut record = NsRecord::creating(name.clone(), uid, None, 0);
+        if host {
+            record.host = Some(HostFacet {
+                ip: "10.0.0.5/24".parse().unwrap(),
+                secondaries: Vec::new(),
+                router: "r1".parse().unwrap(),
+                router_if: "eth0".parse().unwrap(),
+                bridge: "br0".parse().unwrap(),
+                gateway: "10.0.0.1".parse().unwrap(),
+                gateway_added: false,
+                hidden_end: "h1".parse().unwrap(),
+            });
+        }
+        let e = Entry {
+            record,
+            phase: Phase::Ready,
+            netlink: None,
+        };
+        (name, e)
+    }
+
+    #[test]
+    fn quotas_count_what_a_uid_owns() {
+        let q = Quotas {
+            namespaces: 3,
+            hosts: 1,
+        };
+        let entries: BTreeMap<NsName, Entry> = [
+            entry("a", 1000, false),
+            entry("h", 1000, true),
+            entry("x", 1001, true),
+        ]
+        .into_iter()
+        .collect();
+        // uid 1000: 2 namespaces (one a host) of 3; hosts 1 of 1.
+        assert!(check_quota(&entries, Some(&q), 1000, false).is_ok());
+        let e = check_quota(&entries, Some(&q), 1000, true).unwrap_err();
+        assert_eq!(e.code(), tsim_protocol::ErrorCode::QuotaExceeded);
+        assert!(e.to_string().contains("1 hosts"), "{e}");
+        // Another uid has its own count; root and "no quotas" are never refused.
+        assert!(check_quota(&entries, Some(&q), 1001, false).is_ok());
+        let full: BTreeMap<NsName, Entry> =
+            (0..3).map(|i| entry(&format!("n{i}"), 0, true)).collect();
+        assert!(check_quota(&full, Some(&q), 0, true).is_ok());
+        assert!(check_quota(&full, None, 1000, true).is_ok());
+        let full: BTreeMap<NsName, Entry> =
+            (0..3).map(|i| entry(&format!("n{i}"), 7, false)).collect();
+        assert!(check_quota(&full, Some(&q), 7, false).is_err());
     }
 }

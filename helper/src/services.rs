@@ -38,6 +38,8 @@ pub fn key_of(record: &SvcRecord) -> SvcKey {
 /// The limits every service has.
 #[derive(Debug, Clone, Copy)]
 pub struct SvcLimits {
+    /// Services per uid (root is exempt).
+    pub quota: usize,
     /// TCP connections open at once; more are closed as soon as they are accepted.
     pub max_connections: u64,
     /// Bytes echoed per TCP connection (then it is closed), and per UDP datagram.
@@ -138,11 +140,24 @@ impl Services {
                 record.proto, record.ip, record.port, record.ns
             )
         };
-        if self.lock().contains_key(&key) {
-            return Err(HelperError::AlreadyExists(format!(
-                "A service already listens on {}",
-                what()
-            )));
+        {
+            let running = self.lock();
+            if running.contains_key(&key) {
+                return Err(HelperError::AlreadyExists(format!(
+                    "A service already listens on {}",
+                    what()
+                )));
+            }
+            let uid = record.owner_uid;
+            let owned = running
+                .values()
+                .filter(|r| r.record.owner_uid == uid)
+                .count();
+            if uid != 0 && owned >= self.limits.quota {
+                return Err(HelperError::QuotaExceeded(format!(
+                    "uid {uid} has {owned} services, its quota"
+                )));
+            }
         }
         let addr = SocketAddr::new(record.ip.0, record.port);
         let proto = record.proto;
