@@ -193,6 +193,30 @@ def test_a_restarted_helper_is_reconnected_to(helper):
         c.ns_create(helper.ns("a"))
 
 
+def test_a_connection_the_helper_closed_when_idle_is_replaced_before_use():
+    from conftest import Helper, _require_root
+
+    _require_root()
+    h = Helper(extra=["--idle-timeout", "1"])
+    try:
+        with Client(h.socket) as c:
+            assert c.ping() == {}
+            time.sleep(1.6)
+            # Even a call that changes something goes through: it was never sent on the dead
+            # connection.
+            assert c.ns_create(h.ns("a")) == {"name": h.ns("a")}
+
+        async def main():
+            a = await AsyncClient.connect(h.socket)
+            await asyncio.sleep(1.6)
+            assert await a.ns_create(h.ns("b")) == {"name": h.ns("b")}
+            await a.close()
+
+        asyncio.run(main())
+    finally:
+        h.cleanup()
+
+
 def test_a_wrong_protocol_version_is_refused(helper, monkeypatch):
     # On the wire: an error frame with the code, then the connection closes.
     s = socket.socket(socket.AF_UNIX)

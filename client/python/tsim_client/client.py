@@ -174,6 +174,23 @@ class _Connection:
             self._fail(error)
             raise error from None
 
+    def closed_by_peer(self):
+        """Whether the helper closed this idle connection (it closes idle ones after its
+        ``--idle-timeout``): with nothing outstanding, anything readable is its goodbye."""
+        with self.cond:
+            if not self.alive:
+                return True
+            if self.waiting or self.leader:
+                return False
+            try:
+                readable, _, _ = select.select([self.sock], [], [], 0)
+            except (OSError, ValueError):
+                readable = [self.sock]
+        if readable:
+            self._fail(ConnectionLost("the helper closed the idle connection"))
+            return True
+        return False
+
     def forget(self, request_id):
         with self.cond:
             self.waiting.discard(request_id)
@@ -225,7 +242,7 @@ class Client(Operations):
     def _connection(self, deadline):
         with self._lock:
             conn = self._conn
-            if conn.alive:
+            if conn.alive and not conn.closed_by_peer():
                 return conn
             # Reconnect, waiting for a restarting helper until the deadline.
             while True:
