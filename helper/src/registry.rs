@@ -304,7 +304,7 @@ impl Registry {
     fn reserve_record(&self, record: NsRecord, txn: u64) -> Result<(), HelperError> {
         let name = &record.name;
         {
-            let mut entries = self.lock();
+            let entries = self.lock();
             if let Some(entry) = entries.get(name) {
                 let what = match entry.phase {
                     Phase::Creating { .. } => "is being created by another request",
@@ -317,17 +317,30 @@ impl Registry {
                 )));
             }
             check_quota(&entries, self.quotas.get(), record.owner_uid, false)?;
-            entries.insert(
-                name.clone(),
-                Entry {
-                    record: record.clone(),
-                    phase: Phase::Creating { txn },
-                    netlink: None,
-                },
-            );
+            self.insert_and_save(entries, record, txn)
         }
+    }
+
+    /// Inserts `record` as being created by request `txn` (under the lock held as
+    /// `entries`), then writes it; if the write fails, the reservation is taken back.
+    fn insert_and_save(
+        &self,
+        mut entries: std::sync::MutexGuard<'_, BTreeMap<NsName, Entry>>,
+        record: NsRecord,
+        txn: u64,
+    ) -> Result<(), HelperError> {
+        let name = record.name.clone();
+        entries.insert(
+            name.clone(),
+            Entry {
+                record: record.clone(),
+                phase: Phase::Creating { txn },
+                netlink: None,
+            },
+        );
+        drop(entries);
         if let Err(e) = self.store.save_ns(&record) {
-            self.lock().remove(name);
+            self.lock().remove(&name);
             return Err(e.into());
         }
         Ok(())
@@ -351,7 +364,7 @@ impl Registry {
     ) -> Result<HostSlot, HelperError> {
         let mut record = NsRecord::creating(name.clone(), owner_uid, tag, now_ms);
         {
-            let mut entries = self.lock();
+            let entries = self.lock();
             if let Some(entry) = entries.get(name) {
                 let Some(existing) = &entry.record.host else {
                     return Err(HelperError::AlreadyExists(format!(
@@ -420,18 +433,7 @@ impl Registry {
             }
             check_quota(&entries, self.quotas.get(), owner_uid, true)?;
             record.host = Some(host);
-            entries.insert(
-                name.clone(),
-                Entry {
-                    record: record.clone(),
-                    phase: Phase::Creating { txn },
-                    netlink: None,
-                },
-            );
-        }
-        if let Err(e) = self.store.save_ns(&record) {
-            self.lock().remove(name);
-            return Err(e.into());
+            self.insert_and_save(entries, record, txn)?;
         }
         Ok(HostSlot::Reserved)
     }
