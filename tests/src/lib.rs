@@ -70,6 +70,15 @@ fn setup_once() {
 }
 
 /// The path of a workspace binary, built on first use so that it is never stale.
+/// A finished command's standard output and error, together, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// The bundled example network's facts (routers edge, core and lab in a row).
 pub fn example_facts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/facts")

@@ -2,19 +2,11 @@
 //! ownership of namespaces; and the capabilities the helper keeps.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Output;
 
 use tsim_tests::{
-    HelperOptions, NOBODY, TestHelper, ip_netns_list, require_priv, test_gid, tsimctl_as_nobody,
+    HelperOptions, NOBODY, TestHelper, ip_netns_list, require_priv, test_gid, text,
+    tsimctl_as_nobody,
 };
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn strangers_are_refused_whatever_the_socket_mode() {

@@ -3,22 +3,16 @@
 //! concurrent clients, and a `kill -9` in the middle of 50 adds.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::ops::{HostAdd, HostInfo};
 use tsim_protocol::{ErrorCode, Op, OpResult, ServerMessage};
-use tsim_tests::{HelperOptions, RawConn, TestHelper, example_facts, ip_netns_list, require_priv};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use tsim_tests::{
+    HelperOptions, RawConn, TestHelper, example_facts, ip_netns_list, require_priv, text,
+};
 
 /// A helper with the example network built (routers `<prefix>edge`, `core`, `lab`).
 fn with_network(options: HelperOptions) -> TestHelper {

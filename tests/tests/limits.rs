@@ -1,19 +1,12 @@
 //! Per-uid quotas (namespaces, services, requests running) for a user who is not root, and
 //! the idle-connection timeout.
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use tsim_protocol::{ErrorCode, ServerMessage};
-use tsim_tests::{HelperOptions, RawConn, TestHelper, require_priv, test_gid, tsimctl_as_nobody};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use tsim_tests::{
+    HelperOptions, RawConn, TestHelper, require_priv, test_gid, text, tsimctl_as_nobody,
+};
 
 #[test]
 fn quotas_hold_for_users_and_not_for_root() {

@@ -8,15 +8,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tsim_tests::{NETNS_DIR, TestHelper, example_facts, facts10, ip_netns_list, require_priv};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use tsim_tests::{
+    NETNS_DIR, TestHelper, example_facts, facts10, ip_netns_list, require_priv, text,
+};
 
 /// Runs `tsimctl ARGS` and returns its output, asserting the exit status.
 fn ctl(helper: &TestHelper, args: &[&str], status: i32) -> Output {

@@ -2,7 +2,7 @@
 //! echo comes back exactly over TCP and UDP, 50 concurrent clients, port clashes, stop,
 //! limits, atomic rollback, a helper restart, and a namespace deletion.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -11,17 +11,9 @@ use tsim_protocol::ops::{
     ProbeEcho, ProbeEchoResult, ProbeStatus, SvcAddr, SvcInfo, SvcStart, Transport,
 };
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{HelperOptions, TestHelper, example_facts, ip_netns_list, require_priv};
+use tsim_tests::{HelperOptions, TestHelper, example_facts, ip_netns_list, require_priv, text};
 
 const WEB: &str = "10.0.3.100";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// The example network with three hosts: `web` (10.0.3.100) and `near` (10.0.3.101) behind
 /// lab, on one bridge, and `far` (192.0.2.50) behind edge, two routers away (lab forwards
