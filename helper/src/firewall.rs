@@ -5,9 +5,13 @@ use tsim_protocol::NsName;
 
 use crate::context::Helper;
 use crate::error::{HelperError, chain};
+use crate::payload;
 use crate::tools::{self, Output, Tool};
 
 /// Runs `tool` with `args` inside namespace `ns` (inode `ino`), with `stdin` as its input.
+///
+/// Every payload for a restoring tool passes the screening of [`payload`] first: this is the
+/// only place the helper starts those tools.
 pub async fn run(
     helper: &Helper,
     ns: &NsName,
@@ -23,6 +27,13 @@ pub async fn run(
             tool.package()
         )));
     };
+    if let Some(text) = &stdin {
+        match tool {
+            Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text)?,
+            Tool::Ipset => payload::check_ipset(text)?,
+            _ => {}
+        }
+    }
     let command = tools::command(path, args);
     let child = helper
         .netns

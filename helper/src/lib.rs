@@ -22,6 +22,7 @@ pub mod netns;
 pub mod network;
 pub mod nlmsg;
 pub mod ops;
+pub mod payload;
 pub mod registry;
 pub mod server;
 pub mod services;

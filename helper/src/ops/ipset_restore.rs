@@ -5,7 +5,6 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, IpsetRestore};
 
 use super::OpCtx;
-use super::iptables_restore::check_payload;
 use crate::batch::Txn;
 use crate::error::HelperError;
 use crate::firewall;
@@ -17,7 +16,8 @@ pub(super) async fn handle(
     args: IpsetRestore,
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
-    check_payload(&args.payload)?;
+    // Screened before the save, so a refused payload costs nothing.
+    crate::payload::check_ipset(&args.payload)?;
     let h = ctx.ns_mut(&args.ns).await?;
     if !h.fresh {
         let before =

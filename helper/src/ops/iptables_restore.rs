@@ -10,22 +10,13 @@ use crate::error::HelperError;
 use crate::firewall;
 use crate::undo::Undo;
 
-/// Refuses payloads that cannot be text for a tool's standard input.
-pub(super) fn check_payload(payload: &str) -> Result<(), HelperError> {
-    if payload.contains('\0') {
-        return Err(HelperError::InvalidArgument(
-            "The payload contains a NUL byte".into(),
-        ));
-    }
-    Ok(())
-}
-
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,
     args: IptablesRestore,
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
-    check_payload(&args.payload)?;
+    // Screened before the save, so a refused payload costs nothing.
+    crate::payload::check_iptables(&args.payload)?;
     let h = ctx.ns_mut(&args.ns).await?;
     let (save, restore) = firewall::iptables_tools(args.ipv6);
     // A namespace this request created needs no undo of its own: removing it removes this.
