@@ -87,6 +87,12 @@ pub struct Config {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAME, value_parser = clap::value_parser!(u32).range(65_536..=1_073_741_824))]
     pub max_frame: u32,
 
+    /// Most bytes of request frames one connection may have running at once (each request's
+    /// frame counts until its answer is written); further frames wait unread. A frame larger
+    /// than this runs alone.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20, value_parser = clap::value_parser!(u32).range(65_536..=1_073_741_824))]
+    pub max_conn_bytes: u32,
+
     /// On SIGTERM, how long running requests may take before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,

@@ -3,8 +3,9 @@
 //! The reader task decodes frames and starts requests; a writer task owns the write half and
 //! sends whatever the requests produce, in the order they finish. A request made only of
 //! immediate operations runs on the reader task; others get a task of their own, at most
-//! `max_in_flight` at once (the reader waits for a slot, so a client that sends too much is
-//! slowed down, not refused).
+//! `max_in_flight` at once, holding at most `max_conn_bytes` of request frames (the reader
+//! waits for a slot and for room, so a client that sends too much is slowed down, not refused,
+//! and what one connection can make the helper hold is bounded).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -69,6 +70,7 @@ where
                 peer,
                 in_flight: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(helper.config.max_in_flight as usize)),
+                bytes: Arc::new(Semaphore::new(helper.config.max_conn_bytes as usize)),
                 helper,
                 life,
             });
@@ -165,6 +167,9 @@ struct Conn {
     helper: Arc<Helper>,
     in_flight: Mutex<HashMap<u64, CancellationToken>>,
     permits: Arc<Semaphore>,
+    /// Room for request frames (`--max-conn-bytes`): a request holds its frame's size until
+    /// its answer is written.
+    bytes: Arc<Semaphore>,
     life: Lifecycle,
 }
 
@@ -190,7 +195,17 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
         };
         match next {
             None => break,
-            Some(Ok(body)) => handle_frame(conn, &body, &tracker).await,
+            Some(Ok(body)) => {
+                // Room for this frame first: a connection over its budget is not read further.
+                let want = body
+                    .len()
+                    .clamp(1, conn.helper.config.max_conn_bytes as usize);
+                let room = tokio::select! {
+                    room = Arc::clone(&conn.bytes).acquire_many_owned(want as u32) => room.expect("the semaphore is never closed"),
+                    () = conn.life.stop.cancelled() => break,
+                };
+                handle_frame(conn, &body, &tracker, room).await;
+            }
             Some(Err(e @ FrameError::TooLarge { .. })) => {
                 tracing::info!("Closing a connection: {e}");
                 conn.send_error(WireError::new(ErrorCode::BadRequest, e.to_string()))
@@ -207,9 +222,14 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
     tracker.wait().await;
 }
 
-async fn handle_frame(conn: &Arc<Conn>, body: &[u8], tracker: &TaskTracker) {
+async fn handle_frame(
+    conn: &Arc<Conn>,
+    body: &[u8],
+    tracker: &TaskTracker,
+    room: OwnedSemaphorePermit,
+) {
     match decode_body::<ClientMessage>(body) {
-        Ok(ClientMessage::Request(request)) => start_request(conn, request, tracker).await,
+        Ok(ClientMessage::Request(request)) => start_request(conn, request, tracker, room).await,
         Ok(ClientMessage::Cancel(cancel)) => {
             let token = conn.lock_in_flight().get(&cancel.id).cloned();
             if let Some(token) = token {
@@ -240,7 +260,12 @@ async fn handle_frame(conn: &Arc<Conn>, body: &[u8], tracker: &TaskTracker) {
     }
 }
 
-async fn start_request(conn: &Arc<Conn>, request: Request, tracker: &TaskTracker) {
+async fn start_request(
+    conn: &Arc<Conn>,
+    request: Request,
+    tracker: &TaskTracker,
+    room: OwnedSemaphorePermit,
+) {
     let id = request.id;
     let max_ops = conn.helper.config.max_ops as usize;
     if request.ops.len() > max_ops {
@@ -306,6 +331,7 @@ async fn start_request(conn: &Arc<Conn>, request: Request, tracker: &TaskTracker
         conn.lock_in_flight().remove(&id);
         conn.send_response(response).await;
         drop(permit);
+        drop(room);
         drop(slot);
     }
     .instrument(span);
