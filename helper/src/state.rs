@@ -17,7 +17,7 @@
 //! to the helper and versioned separately from the wire.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -309,7 +309,7 @@ impl StateStore {
     /// The applied network's record, if there is one.
     pub fn load_net(&self) -> Result<Option<NetRecord>, StateError> {
         let path = self.net_path();
-        match fs::read(&path) {
+        match read_nofollow(&path) {
             Ok(bytes) => match serde_json::from_slice::<NetRecord>(&bytes) {
                 Ok(record) if record.version == RECORD_VERSION => Ok(Some(record)),
                 Ok(record) => Err(StateError::UnsafeDir {
@@ -381,7 +381,7 @@ impl StateStore {
     /// The recorded services (none if there is no record).
     pub fn load_services(&self) -> Result<Vec<SvcRecord>, StateError> {
         let path = self.svc_path();
-        match fs::read(&path) {
+        match read_nofollow(&path) {
             Ok(bytes) => match serde_json::from_slice::<SvcFile>(&bytes) {
                 Ok(file) if file.version == RECORD_VERSION => Ok(file.services),
                 Ok(file) => Err(StateError::UnsafeDir {
@@ -434,8 +434,27 @@ impl StateStore {
     }
 }
 
+/// Reads a record, refusing a symbolic link in its place (`ELOOP`, named as such): records
+/// are only ever written by renaming a regular file over them.
+fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => io::Error::other("it is a symbolic link, which is not followed"),
+            _ => e,
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("it is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 fn read_record(path: &Path) -> Result<NsRecord, String> {
-    let bytes = fs::read(path).map_err(|e| e.to_string())?;
+    let bytes = read_nofollow(path).map_err(|e| e.to_string())?;
     let record: NsRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     if record.version != RECORD_VERSION {
         return Err(format!("unknown record version {}", record.version));
@@ -509,10 +528,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .unwrap_or("record");
     let tmp = path.with_file_name(format!(".{file_name}.tmp"));
     let result = (|| {
+        // Whatever is at the temporary name (a crash's leftover, or a planted link) goes first;
+        // the file is then created new, never opened through a link.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut file = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)?;
