@@ -39,6 +39,8 @@ fn run(config: Config) -> anyhow::Result<()> {
         (Some(l), Some(origin))
     };
     let store = StateStore::open(&config.state_dir)?;
+    // The applied network's record is read now, so a damaged or planted one stops the start.
+    store.net()?;
     raise_fd_limit();
     let report = caps::restrict()?;
     tracing::info!(effective = %report.effective.join(","), bounding = %report.bounding.join(","), "Capabilities restricted");

@@ -621,6 +621,7 @@ impl Registry {
                 entry.record.owner_uid
             )));
         }
+        self.store.check_removable()?;
         entry.phase = Phase::Deleting { txn };
         entry.netlink = None;
         Ok(entry.record.netns_ino)

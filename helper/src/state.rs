@@ -292,6 +292,23 @@ impl StateStore {
         write_atomic(&path, &json).map_err(|source| StateError::Write { path, source })
     }
 
+    /// Checks that namespace records can be removed (the directory is writable by the helper,
+    /// as it runs now), so that a deletion fails before it starts rather than leaving a record
+    /// of a namespace that is gone. A full file system does not stop a removal.
+    pub fn check_removable(&self) -> Result<(), StateError> {
+        use nix::unistd::{AccessFlags, faccessat};
+        faccessat(
+            nix::fcntl::AT_FDCWD,
+            &self.ns_dir,
+            AccessFlags::W_OK | AccessFlags::X_OK,
+            nix::fcntl::AtFlags::AT_EACCESS,
+        )
+        .map_err(|e| StateError::Remove {
+            path: self.ns_dir.clone(),
+            source: io::Error::from(e),
+        })
+    }
+
     /// Removes a namespace record; a missing record is not an error.
     pub fn remove_ns(&self, name: &NsName) -> Result<(), StateError> {
         let path = self.ns_path(name);
