@@ -103,6 +103,9 @@ pub struct Netlink {
     handle: rtnetlink::Handle,
     /// Peer-namespace ids seen from this namespace, to name a veth's peer namespace.
     nsids: Arc<Mutex<HashMap<i32, NsName>>>,
+    /// Held while a dump runs: the kernel answers a second dump on a socket that has one in
+    /// progress with `EBUSY`, and requests running concurrently share this socket.
+    dumping: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -129,6 +132,7 @@ impl Netlink {
             ns,
             handle,
             nsids: Arc::default(),
+            dumping: Arc::default(),
         }
     }
 
@@ -235,13 +239,14 @@ impl Netlink {
         answer.ok_or_else(|| self.error(action(), libc::ENODATA, None))
     }
 
-    /// Dumps, trying again when the kernel reports that the dump was interrupted by a change
-    /// (`NLM_F_DUMP_INTR`).
+    /// Dumps, one at a time on this socket, trying again when the kernel reports that the
+    /// dump was interrupted by a change (`NLM_F_DUMP_INTR`).
     pub async fn dump(
         &self,
         message: RouteNetlinkMessage,
         action: impl Fn() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        let _one_at_a_time = self.dumping.lock().await;
         for _ in 0..DUMP_ATTEMPTS {
             let mut request = NetlinkMessage::from(message.clone());
             request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
