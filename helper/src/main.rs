@@ -64,6 +64,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         );
         tsim_helper::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
         helper.services.restore(&helper).await;
+        tsim_helper::ops::reach::sweep(&helper).await;
         tokio::spawn(tsim_helper::ops::pool::run(helper.clone()));
         let signal = shutdown_signal()?;
         let shutdown = async {

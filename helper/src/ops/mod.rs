@@ -41,7 +41,7 @@ mod ns_list;
 mod ping;
 pub mod pool;
 mod probe;
-mod reach;
+pub mod reach;
 mod route_change;
 mod route_flush;
 mod route_get;

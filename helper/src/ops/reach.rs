@@ -11,7 +11,9 @@
 //! Invariant: whatever happens to the job (an error, a failed probe, cancellation), its
 //! chains and jump rules are removed from every router before it answers, and its DSCP value
 //! is freed; leftovers of an interrupted job with the same DSCP are removed before a new job
-//! installs its own. Nothing else of the routers is touched (no neighbour entries).
+//! installs its own, and at start ([`sweep`]) every router of the applied network is cleared of
+//! them, so a crash in the middle of a job leaves nothing once the helper is back. Nothing else
+//! of the routers is touched (no neighbour entries).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -126,6 +128,66 @@ fn removal_payload(saved: &str, dscp: u8) -> Option<String> {
     }
     p.push_str("COMMIT\n");
     Some(p)
+}
+
+/// The DSCP values whose chains `saved` (an `iptables-save -t mangle`) shows.
+fn leftover_jobs(saved: &str) -> BTreeSet<u8> {
+    saved
+        .lines()
+        .filter_map(|l| l.strip_prefix(":TSIM_REACH_"))
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?;
+            let (_, dscp) = name.rsplit_once('_')?;
+            dscp.parse().ok()
+        })
+        .collect()
+}
+
+/// Removes the chains of every job from every router of the applied network. Run at start,
+/// before any request is served (so no job of this process can be running): a job that a
+/// crash interrupted leaves nothing behind. Returns how many jobs' chains were removed.
+pub async fn sweep(helper: &crate::context::Helper) -> usize {
+    let net = match helper.registry.store().net() {
+        Ok(Some(net)) => net,
+        _ => return 0,
+    };
+    let routers = net.topology.routers.iter().filter_map(|r| {
+        let entry = helper.registry.lookup_for_undo(&r.name)?;
+        Some((r.name.clone(), entry.ino))
+    });
+    let jobs = routers.map(|(name, ino)| async move {
+        let args = ["-t", "mangle"];
+        let saved =
+            firewall::run_checked(helper, &name, ino, Tool::IptablesSave, &args, None).await;
+        let saved = match saved {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(router = %name, error = %chain(&e), "Cannot look for leftover reachability chains");
+                return 0;
+            }
+        };
+        let dscps = leftover_jobs(&saved);
+        let mut removed = 0;
+        for d in &dscps {
+            let Some(payload) = removal_payload(&saved, *d) else {
+                continue;
+            };
+            let restore = Tool::IptablesRestore;
+            let flags = ["--noflush"];
+            match firewall::run_checked(helper, &name, ino, restore, &flags, Some(payload)).await
+            {
+                Ok(_) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(router = %name, dscp = d, error = %chain(&e), "Cannot remove leftover reachability chains")
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::info!(router = %name, jobs = removed, "Removed the chains of interrupted reachability jobs");
+        }
+        removed
+    });
+    futures::future::join_all(jobs).await.into_iter().sum()
 }
 
 /// The packet counts of a job's rules in `saved` (an `iptables-save -c -t mangle`), keyed by
@@ -424,6 +486,13 @@ enum Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_are_found_by_their_chains() {
+        let saved = "*mangle\n:PREROUTING ACCEPT [0:0]\n:TSIM_REACH_PRE_40 - [0:0]\n:TSIM_REACH_POST_41 - [0:0]\n:TSIM_REACH_X - [0:0]\n-A PREROUTING -j TSIM_REACH_PRE_40\nCOMMIT\n";
+        assert_eq!(leftover_jobs(saved), BTreeSet::from([40, 41]));
+        assert!(leftover_jobs("*mangle\nCOMMIT\n").is_empty());
+    }
 
     #[test]
     fn payloads_install_count_and_remove() {
