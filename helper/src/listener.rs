@@ -121,7 +121,15 @@ pub fn bind(
     };
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
+            // A crashed helper's listening socket can outlive it for a moment, in a tool it
+            // was starting (between fork and exec): only a listener that stays is live.
+            let live = (0..10).all(|attempt| {
+                if attempt > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                UnixStream::connect(path).is_ok()
+            });
+            if live {
                 return Err(ListenerError::PathTaken {
                     path: path.to_owned(),
                     reason: "another process is listening on it".into(),
