@@ -269,6 +269,9 @@ impl TestHelper {
                 .envs(self.options.env.iter().map(|(k, v)| (k, v)));
             c
         };
+        // A process group of its own, so that a kill takes the tools it started with it (as
+        // systemd's KillMode=control-group does for the unit).
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .args(self.args())
             .stdin(Stdio::null())
@@ -368,11 +371,23 @@ impl TestHelper {
             .expect("run tsimctl")
     }
 
-    /// Kills the helper with SIGKILL and waits for it.
+    /// Kills the helper and the tools it is running (its process group) with SIGKILL, and
+    /// waits for it: a crash under systemd, which kills the unit's whole control group.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.kill();
             let _ = child.wait();
+            // A tool the helper was starting may hold the listening socket for a moment
+            // longer (between its fork and its exec); wait until nobody listens.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !self.options.activate
+                && UnixStream::connect(&self.socket).is_ok()
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 
