@@ -3,7 +3,13 @@
 //! writes `bench/RESULTS.md`.
 //!
 //! Needs root (it starts its own helper on a private socket, and creates namespaces with
-//! unique names that it removes again). All traffic stays on the Unix socket.
+//! unique names that it removes again). All traffic stays on the Unix socket or inside the
+//! namespaces the bench creates.
+//!
+//! The phases (`--only`): `rtt` (no-op round trips), `namespaces`, `host` (hosts on the example
+//! network), `hosts` (host-sized batches), `svc` (echo services and probes), `net` (network
+//! setup and teardown), each printed as rows of one table; and `load` (`load.rs`: many clients
+//! with a mix of operations), printed as its own section after the table.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,6 +23,7 @@ use tsim_protocol::ops::{NsCreate, NsDelete};
 use tsim_protocol::{Op, OpResult};
 
 mod host;
+mod load;
 mod net;
 mod svc;
 
@@ -60,7 +67,16 @@ struct Args {
     /// Probes per measure of the service benchmark.
     #[arg(long, default_value_t = 200)]
     probes: usize,
-    /// Only these benchmarks (rtt, namespaces, hosts, host, svc, net) [default: all].
+    /// Clients of the load phase, each on its own connection.
+    #[arg(long, default_value_t = 64)]
+    load_clients: usize,
+    /// Requests per client in the load phase, one at a time.
+    #[arg(long, default_value_t = 10_000)]
+    load_requests: usize,
+    /// The load phase's mix, in percent: ping, reads, probes, host add/delete.
+    #[arg(long, value_delimiter = ',', default_value = "40,30,10,20")]
+    load_mix: Vec<u32>,
+    /// Only these benchmarks (rtt, namespaces, hosts, host, svc, net, load) [default: all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
@@ -471,8 +487,11 @@ fn main() -> anyhow::Result<()> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).to_owned(),
     };
     let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    println!("| measure | tsim-helper | baseline (same run) | ratio |");
-    println!("| --- | --- | --- | --- |");
+    let table = ["rtt", "namespaces", "host", "hosts", "svc", "net"];
+    if table.iter().any(|p| wants(p)) {
+        println!("| measure | tsim-helper | baseline (same run) | ratio |");
+        println!("| --- | --- | --- | --- |");
+    }
     if wants("rtt") {
         settle();
         let helper = start_helper(&binary)?;
@@ -820,6 +839,19 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    // Last: its section follows the table.
+    if wants("load") {
+        let tsimctl = binary.with_file_name("tsimctl");
+        settle();
+        let r = load::run(
+            &binary,
+            &tsimctl,
+            args.load_clients,
+            args.load_requests,
+            &args.load_mix,
+        )?;
+        r.print();
     }
     Ok(())
 }
