@@ -16,7 +16,6 @@ use rtnetlink::packet_core::{
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::sys::AsyncSocket;
-use tokio::runtime::Handle as RuntimeHandle;
 use tsim_protocol::{ErrorCode, NsName};
 
 /// What `rtnetlink::new_connection` returns: the connection to drive, a handle, and the
@@ -96,6 +95,33 @@ impl NetlinkError {
     }
 }
 
+/// The threads that drive the netlink sockets. The kernel handles a netlink request inside
+/// the `sendmsg` that carries it, waiting there for its global lock (RTNL) as long as others
+/// hold it; on the request-serving threads, that wait would hold up every request queued
+/// behind it, pings included. Here it holds up only other netlink traffic.
+fn driver() -> &'static tokio::runtime::Runtime {
+    static DRIVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    DRIVER.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(NETLINK_THREADS)
+            .thread_name("tsim-netlink")
+            .enable_all()
+            .build()
+            .expect("the netlink threads start")
+    })
+}
+
+/// Opens a netlink socket in the calling thread's network namespace, registered with the
+/// netlink threads' reactor.
+pub fn open_socket() -> std::io::Result<NetlinkSocket> {
+    let _driver = driver().enter();
+    rtnetlink::new_connection()
+}
+
+/// Threads driving netlink sockets: requests into different namespaces wait for RTNL
+/// side by side, and a burst of them never takes the serving threads.
+const NETLINK_THREADS: usize = 4;
+
 /// A netlink socket inside one namespace.
 #[derive(Debug, Clone)]
 pub struct Netlink {
@@ -109,8 +135,8 @@ pub struct Netlink {
 }
 
 impl Netlink {
-    /// Starts driving a socket opened inside namespace `ns` on `runtime`.
-    pub fn start(ns: NsName, socket: NetlinkSocket, runtime: &RuntimeHandle) -> Self {
+    /// Starts driving a socket opened inside namespace `ns`, on the netlink threads.
+    pub fn start(ns: NsName, socket: NetlinkSocket) -> Self {
         let (mut connection, handle, unsolicited) = socket;
         // The kernel's own error messages; only the header of the failed request echoed;
         // dump requests checked strictly, so their filters are honoured.
@@ -127,7 +153,7 @@ impl Netlink {
         // Nobody listens for unsolicited messages; dropping the receiver lets the connection
         // end as soon as the last handle is dropped.
         drop(unsolicited);
-        runtime.spawn(connection);
+        driver().spawn(connection);
         Self {
             ns,
             handle,

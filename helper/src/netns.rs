@@ -242,7 +242,7 @@ impl Netns {
             move || create_on_this_thread(&dir, &dir_ready, &path, &name, ipv6)
         };
         let (ino, socket) = self.on_own_thread(name, job).await??;
-        let netlink = Netlink::start(name.clone(), socket, &self.runtime);
+        let netlink = Netlink::start(name.clone(), socket);
         Ok(Created { ino, netlink })
     }
 
@@ -260,11 +260,11 @@ impl Netns {
                         source,
                     }
                 })?;
-                rtnetlink::new_connection()
+                crate::netlink::open_socket()
                     .map_err(|source| NetnsError::NetlinkSocket { name: ns, source })
             })
             .await??;
-        Ok(Netlink::start(name.clone(), socket, &self.runtime))
+        Ok(Netlink::start(name.clone(), socket))
     }
 
     /// Runs `job` on a dedicated thread that has entered namespace `name` (inode `ino`).
@@ -472,7 +472,7 @@ fn create_on_this_thread(
             source,
         })
     })?;
-    let socket = rtnetlink::new_connection().map_err(|source| {
+    let socket = crate::netlink::open_socket().map_err(|source| {
         undo(NetnsError::NetlinkSocket {
             name: name.clone(),
             source,
