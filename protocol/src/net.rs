@@ -637,7 +637,21 @@ impl fmt::Display for SysctlKey {
     }
 }
 
-text_serde!(SysctlKey, "a sysctl key");
+/// On the wire a key travels as it was given (slashes stay slashes), so that decoding what was
+/// encoded gives the same key: the dotted form of a slash-separated key whose interface
+/// contains dots would not decode again (found by fuzzing).
+impl Serialize for SysctlKey {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+impl<'de> Deserialize<'de> for SysctlKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
 
 /// A sysctl value: 1–64 characters of digits, `-` and spaces (e.g. `1`, `0 2147483647`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -780,6 +794,24 @@ mod tests {
             err.contains("sideways") && err.contains("blackhole"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sysctl_keys_travel_as_given() {
+        for key in [
+            "net/ipv4/conf/.x./rp_filter",
+            "net./ipv4.conf.all.arp_ignore",
+            "net/ipv4/ip_forward",
+            "net.ipv4.conf.eth0.1.rp_filter",
+        ] {
+            let Ok(parsed) = key.parse::<SysctlKey>() else {
+                continue;
+            };
+            let json = serde_json::to_string(&parsed).unwrap();
+            assert_eq!(json, format!("{key:?}"));
+            let back: SysctlKey = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, parsed, "{key}");
+        }
     }
 
     #[test]
