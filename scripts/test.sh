@@ -35,6 +35,9 @@ if [ -d client/python/tests ]; then
   scripts/python-tests.sh
 fi
 
+step "fuzzing (20 s per target)"
+FUZZ_SECONDS=20 scripts/fuzz.sh
+
 if [ -x packaging/check.sh ]; then
   step "packaging checks"
   packaging/check.sh

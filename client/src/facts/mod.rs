@@ -109,8 +109,14 @@ impl RouterFacts {
 /// Reads one raw facts file.
 pub fn load_raw(path: &Path, name: &str) -> Result<RouterFacts, FactsError> {
     let text = raw::read_text(path)?;
+    parse_raw(path, name, &text)
+}
+
+/// Parses the text of one raw facts file (`path` is only named in errors): what
+/// [`load_raw`] does once the file is read, for callers that already hold the text.
+pub fn parse_raw(path: &Path, name: &str, text: &str) -> Result<RouterFacts, FactsError> {
     let mut router = RouterFacts::empty(name, path);
-    for section in raw::parse(path, &text)? {
+    for section in raw::parse(path, text)? {
         match section.name.as_str() {
             "interfaces" => router.interfaces = ipaddr::parse(&section.lines, &mut router.problems),
             "routing_table" | "routing_table_main" => router.main_routes = section.lines,
