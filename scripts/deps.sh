@@ -37,5 +37,7 @@ need python3 python3
 # The tests check the simulated network with the standard tools, inside its namespaces.
 need ping iputils-ping
 need traceroute traceroute
+# libFuzzer (built by cargo-fuzz for scripts/fuzz.sh) is C++.
+need c++ g++
 
 command -v cargo >/dev/null 2>&1 || { echo "deps: cargo (the Rust toolchain) is required" >&2; exit 1; }
