@@ -188,7 +188,9 @@ async fn routed_dev(
         Ok(_) => Err(HelperError::Internal(
             "route_get answered something else".into(),
         )),
-        Err(e) if matches!(e.code(), ErrorCode::NotFound | ErrorCode::Kernel) => Err(no_route()),
+        // `route_get` says `not_found` when the kernel has no route; any other failure is
+        // passed on as it is (it is not a missing route).
+        Err(e) if e.code() == ErrorCode::NotFound => Err(no_route()),
         Err(e) => Err(e),
     }
 }
