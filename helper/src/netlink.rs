@@ -313,6 +313,21 @@ impl Netlink {
         Ok(self.link_by_name(name).await?.header.index)
     }
 
+    /// The name of the link with index `index`, by a get (not a dump).
+    pub async fn link_name_of(&self, index: u32) -> Result<String, NetlinkError> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        let action = || format!("find interface {index}");
+        match self
+            .get(RouteNetlinkMessage::GetLink(message), action)
+            .await?
+        {
+            RouteNetlinkMessage::NewLink(link) => crate::nlmsg::link_name(&link)
+                .ok_or_else(|| self.error(action(), libc::EPROTO, None)),
+            _ => Err(self.error(action(), libc::EPROTO, None)),
+        }
+    }
+
     /// Link `name` as the kernel reports it, or `not_found`.
     pub async fn link_by_name(&self, name: &str) -> Result<LinkMessage, NetlinkError> {
         let mut message = LinkMessage::default();

@@ -55,7 +55,18 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteGet) -> Result<OpResult, 
             "The kernel answered a route lookup with something else".into(),
         ));
     };
-    let names = nlmsg::link_names(&h.nl.links().await?);
+    // Only the links the answer names, each by a get: a whole dump here would queue behind
+    // every other dump on this namespace's socket.
+    let mut names = nlmsg::LinkNames::new();
+    for index in route.attributes.iter().flat_map(|a| match a {
+        RouteAttribute::Oif(i) => vec![*i],
+        RouteAttribute::MultiPath(hops) => hops.iter().map(|h| h.interface_index).collect(),
+        _ => Vec::new(),
+    }) {
+        if index != 0 && !names.contains_key(&index) {
+            names.insert(index, h.nl.link_name_of(index).await?);
+        }
+    }
     let info = nlmsg::route_info(&route, &names).ok_or_else(|| {
         HelperError::Internal("The kernel's route answer could not be read".into())
     })?;
