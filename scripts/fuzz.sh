@@ -59,6 +59,9 @@ else
   mapfile -t targets < <("${fuzz[@]}" list)
 fi
 
+# The fuzz crate is a workspace of its own, so the root `cargo fmt --check` does not see it.
+(cd fuzz && cargo fmt --check)
+
 # Build every target once (with debug assertions, so overflows panic), outside the timing.
 "${fuzz[@]}" build --debug-assertions
 
