@@ -363,31 +363,27 @@ fn kernel_thread_seconds(before: &BTreeMap<u32, u64>, after: &BTreeMap<u32, u64>
     ticks as f64 / 100.0
 }
 
-/// Interrupt and soft-interrupt ticks so far (every core), from `/proc/stat`.
-fn irq_ticks() -> u64 {
+/// The counters of the `cpu` line of `/proc/stat` (every core), in ticks.
+fn cpu_line() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
+    stat.lines()
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .skip(1)
         .filter_map(|v| v.parse().ok())
-        .collect();
+        .collect()
+}
+
+/// Interrupt and soft-interrupt ticks so far (every core), from `/proc/stat`.
+fn irq_ticks() -> u64 {
+    let cpu = cpu_line();
     cpu.get(5).unwrap_or(&0) + cpu.get(6).unwrap_or(&0)
 }
 
 /// The machine's busy and total CPU ticks so far (every core), from `/proc/stat`.
 fn machine_ticks() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpu: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let cpu = cpu_line();
     let idle = cpu.get(3).unwrap_or(&0) + cpu.get(4).unwrap_or(&0);
     let total: u64 = cpu.iter().take(8).sum();
     (total - idle, total)

@@ -395,12 +395,7 @@ fn stalled_and_greedy_connections_do_not_hold_up_others() {
         let mut w = deaf.try_clone().unwrap();
         std::thread::spawn(move || {
             let hello = serde_json::json!({"type": "hello", "protocol": [1, 1], "client": "deaf"});
-            let mut send = |v: serde_json::Value| {
-                let body = tsim_protocol::frame::encode_body(&v).unwrap();
-                let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-                frame.extend_from_slice(&body);
-                w.write_all(&frame).is_ok()
-            };
+            let mut send = |v: serde_json::Value| w.write_all(&frame(&v)).is_ok();
             send(hello);
             for id in 0..20_000u64 {
                 let op = if id % 2 == 0 { "status" } else { "ns_list" };
@@ -451,6 +446,11 @@ fn stalled_and_greedy_connections_do_not_hold_up_others() {
     other.ns_delete(ns.parse().unwrap()).unwrap();
 }
 
+/// A whole frame (header and body) for `message`.
+fn frame(message: &serde_json::Value) -> Vec<u8> {
+    tsim_protocol::frame::encode_frame(message, u32::MAX).unwrap()
+}
+
 /// A process's resident memory (VmRSS) and open descriptors.
 fn footprint(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -472,15 +472,7 @@ fn ten_thousand_connections_opened_and_dropped() {
     let client = helper.client();
     client.ping().unwrap();
     let (_, fds_before) = footprint(helper.pid());
-    let hello = {
-        let body = tsim_protocol::frame::encode_body(
-            &serde_json::json!({"type": "hello", "protocol": [1, 1], "client": "drop"}),
-        )
-        .unwrap();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        frame
-    };
+    let hello = frame(&serde_json::json!({"type": "hello", "protocol": [1, 1], "client": "drop"}));
     for i in 0..10_000u32 {
         let mut s = UnixStream::connect(&helper.socket).unwrap();
         match i % 4 {
