@@ -10,7 +10,7 @@ use tsim_helper::config::Config;
 use tsim_helper::context::Helper;
 use tsim_helper::listener::{self, Origin};
 use tsim_helper::state::StateStore;
-use tsim_helper::{caps, logging, server};
+use tsim_helper::{caps, logging, netlink, netns, server};
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -48,9 +48,13 @@ fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(missing = %report.missing.join(","), "Started without some capabilities; operations that need them will fail");
     }
 
+    // Every thread pool starts here, in the helper's own network namespace, and checks it.
+    netns::record_home().context("Cannot read the helper's network namespace")?;
+    netlink::start_threads().context("Cannot start the netlink threads")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tsim-worker")
+        .on_thread_start(netns::check_home_thread)
         .build()
         .context("Cannot start the async runtime")?;
     let result = runtime.block_on(async {

@@ -99,22 +99,36 @@ impl NetlinkError {
 /// the `sendmsg` that carries it, waiting there for its global lock (RTNL) as long as others
 /// hold it; on the request-serving threads, that wait would hold up every request queued
 /// behind it, pings included. Here it holds up only other netlink traffic.
-fn driver() -> &'static tokio::runtime::Runtime {
-    static DRIVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    DRIVER.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(NETLINK_THREADS)
-            .thread_name("tsim-netlink")
-            .enable_all()
-            .build()
-            .expect("the netlink threads start")
-    })
+static DRIVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+
+/// Starts the netlink threads. Call in `main`, before any namespace exists: a thread inherits
+/// the network namespace of the thread that spawns it, so a pool started lazily from a thread
+/// inside a namespace would live there for ever (and keep it alive). Each thread checks its
+/// namespace when it starts ([`crate::netns::check_home_thread`]).
+pub fn start_threads() -> std::io::Result<()> {
+    if DRIVER.get().is_some() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(NETLINK_THREADS)
+        .thread_name("tsim-netlink")
+        .on_thread_start(crate::netns::check_home_thread)
+        .enable_all()
+        .build()?;
+    let _ = DRIVER.set(runtime);
+    Ok(())
+}
+
+fn driver() -> std::io::Result<&'static tokio::runtime::Runtime> {
+    DRIVER
+        .get()
+        .ok_or_else(|| std::io::Error::other("the netlink threads were not started"))
 }
 
 /// Opens a netlink socket in the calling thread's network namespace, registered with the
 /// netlink threads' reactor.
 pub fn open_socket() -> std::io::Result<NetlinkSocket> {
-    let _driver = driver().enter();
+    let _driver = driver()?.enter();
     rtnetlink::new_connection()
 }
 
@@ -153,7 +167,9 @@ impl Netlink {
         // Nobody listens for unsolicited messages; dropping the receiver lets the connection
         // end as soon as the last handle is dropped.
         drop(unsolicited);
-        driver().spawn(connection);
+        driver()
+            .expect("a socket was opened, so the netlink threads run")
+            .spawn(connection);
         Self {
             ns,
             handle,

@@ -37,6 +37,45 @@ pub const NETNS_RUN_DIR: &str = "/run/netns";
 /// Index of `lo` in a new network namespace.
 const LOOPBACK_INDEX: u32 = 1;
 
+/// The inode of the helper's own network namespace, recorded by [`record_home`] in `main`
+/// before any namespace is made.
+static HOME: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// The inode of the calling thread's network namespace.
+pub fn thread_netns_ino() -> io::Result<u64> {
+    Ok(fs::metadata("/proc/thread-self/ns/net")?.ino())
+}
+
+/// Records the calling thread's network namespace as the helper's own. Call once, in `main`,
+/// before any other thread exists.
+pub fn record_home() -> io::Result<u64> {
+    let ino = thread_netns_ino()?;
+    Ok(*HOME.get_or_init(|| ino))
+}
+
+/// The helper's own network namespace, if [`record_home`] ran.
+pub fn home() -> Option<u64> {
+    HOME.get().copied()
+}
+
+/// The start hook of every thread pool: a pool thread lives for ever, so one born in another
+/// namespace (spawned from a thread that entered it) would keep that namespace alive after
+/// its deletion, with everything in it. That is a bug in the helper; it aborts rather than
+/// go on pinning namespaces.
+pub fn check_home_thread() {
+    let Some(home) = home() else {
+        return;
+    };
+    match thread_netns_ino() {
+        Ok(ino) if ino == home => {}
+        found => {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            tracing::error!(thread = %name, home, found = ?found, "A pool thread started outside the helper's network namespace; aborting");
+            std::process::abort();
+        }
+    }
+}
+
 /// A failed namespace step. Each variant names the step and the path or namespace.
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
