@@ -10,10 +10,12 @@
 //!   failure (or cancellation) all of them are undone, newest first, before the response.
 
 use std::os::fd::OwnedFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tsim_protocol::frame::encode_body;
 use tsim_protocol::{Cidr, Event, IfName, NsName, Request, Response, ServerMessage, WireError};
@@ -28,6 +30,14 @@ use crate::undo::{self, Undo};
 /// A change made by an operation, undoable until committed.
 #[derive(Debug)]
 pub enum Effect {
+    /// A name was reserved in the registry (phase `Creating`) for this request; undoing gives
+    /// the reservation up, and the namespace made under it if there is one. Recorded the
+    /// moment the name is reserved, so that nothing (an error or a panic) between the
+    /// reservation and the namespace's creation can leave it reserved.
+    Reserved {
+        /// Its name.
+        name: NsName,
+    },
     /// A namespace was created (phase `Creating`).
     NsCreated {
         /// Its name.
@@ -50,6 +60,9 @@ pub enum Effect {
     /// A host holds a gateway the helper added to its router; undoing releases it (the
     /// gateway goes if no other host needs it).
     GatewayHeld {
+        /// The host it is held for: undoing gives up that host's reservation first (the
+        /// gateway is counted from the host records, the one being made included).
+        host: NsName,
         /// The router.
         router: NsName,
         /// Its interface.
@@ -144,7 +157,8 @@ impl Txn {
             .collect();
         for effect in self.effects.drain(..) {
             match effect {
-                Effect::NsCreated { .. }
+                Effect::Reserved { .. }
+                | Effect::NsCreated { .. }
                 | Effect::Changed { .. }
                 | Effect::NetState { .. }
                 | Effect::GatewayHeld { .. }
@@ -181,61 +195,127 @@ impl Txn {
         Ok(())
     }
 
-    /// Undoes every recorded effect, newest first. Failures are logged; undo goes on.
+    /// Undoes every recorded effect, newest first. Failures are logged, and so is a panic
+    /// while undoing one effect; undo goes on with the next.
     pub async fn rollback(&mut self, helper: &Helper) {
         while let Some(effect) = self.effects.pop() {
-            match effect {
-                Effect::NsCreated { name, ino } => {
-                    match helper.netns.detach(&name, ino).await {
-                        Ok(handle) => drop(handle),
-                        Err(e) => {
-                            tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace creation")
-                        }
-                    }
-                    helper.registry.abort_create(&name);
+            let undone = AssertUnwindSafe(self.undo(helper, effect))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = undone {
+                tracing::error!(
+                    "Undoing an effect panicked (a bug); undo goes on: {}",
+                    panic_message(&*panic)
+                );
+            }
+        }
+    }
+
+    /// Gives up this request's reservation of `name`, with the namespace made under it.
+    async fn give_up(&self, helper: &Helper, name: &NsName) {
+        if let Some(ino) = helper.registry.abort_reservation(name, self.id) {
+            match helper.netns.detach(name, ino).await {
+                Ok(handle) => drop(handle),
+                Err(e) => {
+                    tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace creation")
                 }
-                Effect::GatewayHeld {
-                    router,
-                    dev,
-                    gateway,
-                } => {
-                    if let Err(e) = helper
-                        .gateways
-                        .release(helper, &router, &dev, &gateway)
-                        .await
-                    {
-                        tracing::error!(router = %router, error = %chain(&e), "Cannot remove a gateway no host needs");
-                    }
-                }
-                Effect::HostGone { .. } => {}
-                Effect::SvcStarted { key } => {
-                    helper.services.stop(helper, &key);
-                }
-                Effect::SvcStopped { record } => {
-                    if let Err(e) = helper.services.start(helper, record).await {
-                        tracing::error!(error = %chain(&e), "Cannot undo a service's stop; it stays stopped");
-                    }
-                }
-                Effect::NetState { previous } => {
-                    if let Err(e) = helper.registry.store().save_net(previous.as_deref()) {
-                        tracing::error!(error = %chain(&e), "Cannot put the network's record back");
+            }
+        }
+    }
+
+    async fn undo(&self, helper: &Helper, effect: Effect) {
+        match effect {
+            Effect::Reserved { name } => self.give_up(helper, &name).await,
+            Effect::NsCreated { name, ino } => {
+                match helper.netns.detach(&name, ino).await {
+                    Ok(handle) => drop(handle),
+                    Err(e) => {
+                        tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace creation")
                     }
                 }
-                Effect::Changed { ns, what, undo } => {
-                    if let Err(e) = undo::apply(helper, &ns, undo).await {
-                        tracing::error!(ns = %ns, error = %chain(&e), "Cannot undo: {what}");
-                    }
+                helper.registry.abort_create(&name);
+            }
+            Effect::GatewayHeld {
+                host,
+                router,
+                dev,
+                gateway,
+            } => {
+                self.give_up(helper, &host).await;
+                if let Err(e) = helper
+                    .gateways
+                    .release(helper, &router, &dev, &gateway)
+                    .await
+                {
+                    tracing::error!(router = %router, error = %chain(&e), "Cannot remove a gateway no host needs");
                 }
-                Effect::NsDeleted { name, handle } => {
-                    match helper.netns.reattach(&name, handle).await {
-                        Ok(()) => helper.registry.abort_delete(&name, self.id),
-                        Err(e) => {
-                            tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace deletion; it stays deleted");
-                            helper.registry.finish_delete(&name);
-                        }
+            }
+            Effect::HostGone { .. } => {}
+            Effect::SvcStarted { key } => {
+                helper.services.stop(helper, &key);
+            }
+            Effect::SvcStopped { record } => {
+                if let Err(e) = helper.services.start(helper, record).await {
+                    tracing::error!(error = %chain(&e), "Cannot undo a service's stop; it stays stopped");
+                }
+            }
+            Effect::NetState { previous } => {
+                if let Err(e) = helper.registry.store().save_net(previous.as_deref()) {
+                    tracing::error!(error = %chain(&e), "Cannot put the network's record back");
+                }
+            }
+            Effect::Changed { ns, what, undo } => {
+                if let Err(e) = undo::apply(helper, &ns, undo).await {
+                    tracing::error!(ns = %ns, error = %chain(&e), "Cannot undo: {what}");
+                }
+            }
+            Effect::NsDeleted { name, handle } => {
+                match helper.netns.reattach(&name, handle).await {
+                    Ok(()) => helper.registry.abort_delete(&name, self.id),
+                    Err(e) => {
+                        tracing::error!(ns = %name, error = %chain(&e), "Cannot undo a namespace deletion; it stays deleted");
+                        helper.registry.finish_delete(&name);
                     }
                 }
             }
+        }
+    }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Runs one operation; a panic in it becomes an `internal` error, and what the operation had
+/// recorded in `txn` before it panicked stays there to be undone.
+async fn dispatch_caught(
+    ctx: &OpCtx<'_>,
+    op: tsim_protocol::Op,
+    txn: &mut Txn,
+) -> Result<tsim_protocol::OpResult, HelperError> {
+    let name = op.name();
+    let run = async {
+        crate::test_hooks::panic_point(&format!("dispatch:{name}"));
+        ops::dispatch(ctx, op, txn).await
+    };
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            tracing::error!(
+                op = name,
+                "An operation panicked (a bug): {}",
+                panic_message(&*panic)
+            );
+            Err(HelperError::Internal(format!(
+                "Operation {name} failed on a bug in the helper (logged); its changes are undone"
+            )))
         }
     }
 }
@@ -319,7 +399,7 @@ pub async fn run(
             p.report(index, total, name, index == 0).await;
         }
         let started = Instant::now();
-        let outcome = ops::dispatch(&ctx, op, &mut txn).await;
+        let outcome = dispatch_caught(&ctx, op, &mut txn).await;
         let outcome = match outcome {
             Ok(result) if !atomic => txn.commit(helper).await.map(|()| result),
             other => other,

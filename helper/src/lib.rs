@@ -27,5 +27,6 @@ pub mod registry;
 pub mod server;
 pub mod services;
 pub mod state;
+pub mod test_hooks;
 pub mod tools;
 pub mod undo;

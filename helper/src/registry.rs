@@ -568,6 +568,27 @@ impl Registry {
         Ok(())
     }
 
+    /// Gives up a reservation that request `txn` made and has not committed, if it is still
+    /// there (a failed operation may have given it up already, and another request may have
+    /// taken the name since). Returns the namespace's inode if one was made under it.
+    pub fn abort_reservation(&self, name: &NsName, txn: u64) -> Option<u64> {
+        let ino = {
+            let mut entries = self.lock();
+            match entries.get(name) {
+                Some(entry) if entry.phase == (Phase::Creating { txn }) => {
+                    let ino = entry.record.netns_ino;
+                    entries.remove(name);
+                    ino
+                }
+                _ => return None,
+            }
+        };
+        if let Err(e) = self.store.remove_ns(name) {
+            tracing::error!(ns = %name, error = %chain(&e), "Cannot remove the record of an undone namespace");
+        }
+        (ino != 0).then_some(ino)
+    }
+
     /// Forgets a creation that was undone (or failed).
     pub fn abort_create(&self, name: &NsName) {
         self.lock().remove(name);

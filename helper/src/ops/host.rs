@@ -123,7 +123,12 @@ pub(super) async fn add(
             facet.clone(),
         )?;
         match slot {
-            HostSlot::Reserved => break,
+            HostSlot::Reserved => {
+                txn.push(Effect::Reserved {
+                    name: args.name.clone(),
+                });
+                break;
+            }
             HostSlot::Reuse(record) => {
                 let host = hosts::info(&record, "ready").expect("a host record");
                 return Ok(OpResult::HostAdd(HostAdded {
@@ -221,10 +226,12 @@ async fn build(
             return Err(e);
         }
         txn.push(Effect::GatewayHeld {
+            host: name.clone(),
             router: facet.router.clone(),
             dev: facet.router_if.clone(),
             gateway,
         });
+        crate::test_hooks::panic_point("host_add:gateway");
     }
     // The host's end of the network is the caller's; its peer on the bridge and its gateway
     // on the router are the helper's to make on the caller's behalf.

@@ -41,6 +41,7 @@ pub(super) async fn create(
     helper
         .registry
         .reserve(&name, ctx.peer.uid, args.tag, now_ms(), ctx.txn)?;
+    txn.push(Effect::Reserved { name: name.clone() });
     make(ctx, &name, args.ipv6.unwrap_or(true), txn).await?;
     Ok(OpResult::NsCreate(NsCreated { name }))
 }
