@@ -18,7 +18,9 @@ use bytes::Bytes;
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
 use tsim_protocol::frame::encode_body;
-use tsim_protocol::{Cidr, Event, IfName, NsName, Request, Response, ServerMessage, WireError};
+use tsim_protocol::{
+    Cidr, ErrorCode, Event, IfName, NsName, Request, Response, ServerMessage, WireError,
+};
 
 use crate::auth::Peer;
 use crate::conn::Outbox;
@@ -373,10 +375,28 @@ pub async fn run(
     progress: Option<Progress>,
 ) -> Response {
     helper.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+    // `--max-request-secs`: past it the request is cancelled like any other (undone if
+    // atomic), and answered `timeout`.
+    let limit = Duration::from_secs(helper.config.max_request_secs);
     let Request {
         id, ops, atomic, ..
     } = request;
     let total = ops.len();
+    if atomic {
+        if let Some((index, op)) = ops.iter().enumerate().find(|(_, op)| !ops::is_undoable(op)) {
+            let message = format!(
+                "Operation {index} ({}) cannot be undone, so it cannot be part of an atomic request; send it in a request that is not atomic",
+                op.name()
+            );
+            helper.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+            helper.counters.requests.fetch_add(1, Ordering::Relaxed);
+            return Response {
+                id,
+                results: Vec::new(),
+                error: Some(HelperError::NotAllowed(message).to_wire().at(index)),
+            };
+        }
+    }
     let mut txn = Txn::new(helper.next_txn());
     let ctx = OpCtx {
         helper,
@@ -386,35 +406,53 @@ pub async fn run(
         txn: txn.id,
         progress: progress.as_ref(),
     };
-    let mut results = Vec::with_capacity(total);
-    let mut failure: Option<WireError> = None;
-
-    for (index, op) in ops.into_iter().enumerate() {
-        if cancel.is_cancelled() {
-            failure = Some(HelperError::Cancelled.to_wire().at(index));
-            break;
-        }
-        let name = op.name();
-        if let Some(p) = progress.as_ref() {
-            p.report(index, total, name, index == 0).await;
-        }
-        let started = Instant::now();
-        let outcome = dispatch_caught(&ctx, op, &mut txn).await;
-        let outcome = match outcome {
-            Ok(result) if !atomic => txn.commit(helper).await.map(|()| result),
-            other => other,
+    let mut timed_out = false;
+    let (mut results, mut failure) = {
+        let ops_loop = async {
+            let mut results = Vec::with_capacity(total);
+            let mut failure: Option<WireError> = None;
+            for (index, op) in ops.into_iter().enumerate() {
+                if cancel.is_cancelled() {
+                    failure = Some(HelperError::Cancelled.to_wire().at(index));
+                    break;
+                }
+                let name = op.name();
+                if let Some(p) = progress.as_ref() {
+                    p.report(index, total, name, index == 0).await;
+                }
+                let started = Instant::now();
+                let outcome = dispatch_caught(&ctx, op, &mut txn).await;
+                let outcome = match outcome {
+                    Ok(result) if !atomic => txn.commit(helper).await.map(|()| result),
+                    other => other,
+                };
+                helper
+                    .metrics
+                    .record(name, started.elapsed(), outcome.is_ok());
+                match outcome {
+                    Ok(result) => results.push(result),
+                    Err(e) => {
+                        failure = Some(e.to_wire().at(index));
+                        break;
+                    }
+                }
+            }
+            (results, failure)
         };
-        helper
-            .metrics
-            .record(name, started.elapsed(), outcome.is_ok());
-        match outcome {
-            Ok(result) => results.push(result),
-            Err(e) => {
-                failure = Some(e.to_wire().at(index));
-                break;
+        // Past the limit, the token tells the operations to stop, and the loop runs on until they
+        // have (so that what they did is recorded and can be undone).
+        let deadline = tokio::time::sleep(limit);
+        tokio::pin!(ops_loop, deadline);
+        tokio::select! {
+            biased;
+            done = &mut ops_loop => done,
+            () = &mut deadline => {
+                timed_out = true;
+                cancel.cancel();
+                (&mut ops_loop).await
             }
         }
-    }
+    };
 
     if failure.is_none() && atomic {
         if let Err(e) = txn.commit(helper).await {
@@ -428,6 +466,21 @@ pub async fn run(
         }
     } else if let Some(p) = progress.as_ref() {
         p.report(total, total, "done", true).await;
+    }
+    if let Some(error) = failure
+        .as_mut()
+        .filter(|e| timed_out && e.code == ErrorCode::Cancelled)
+    {
+        error.code = ErrorCode::Timeout;
+        error.message = format!(
+            "The request ran longer than {} s (--max-request-secs) and was stopped{}",
+            limit.as_secs(),
+            if atomic {
+                "; everything it did was undone"
+            } else {
+                ""
+            }
+        );
     }
     helper.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     helper.counters.requests.fetch_add(1, Ordering::Relaxed);

@@ -75,6 +75,21 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
 
+    /// Connections one user (other than root and the admin group) may have open at once;
+    /// more are refused with `quota_exceeded`.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub quota_connections: u32,
+
+    /// Of `--max-connections`, how many only root and the admin group may take, so that
+    /// members together can never lock them out.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(0..=65536))]
+    pub reserved_connections: u32,
+
+    /// Longest time one request may run, in seconds: then it is cancelled, undone like any
+    /// cancelled request, and answered `timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub max_request_secs: u64,
+
     /// Most requests running at once on one connection; further requests wait unread.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_in_flight: u32,
@@ -122,6 +137,17 @@ pub struct Config {
     /// Per-uid quota of echo services; root is exempt.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub quota_services: u32,
+
+    /// Shortest IPv4 prefix a host may have unless root or the admin group adds it (a wide
+    /// subnet's gateway would change routing on the router for everyone); IPv6 hosts of
+    /// members need /64 or longer.
+    #[arg(long, value_name = "LEN", default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub min_host_prefix: u8,
+
+    /// Per-uid quota of reachability jobs (`probe_reach`) running at once, of the 32 DSCP
+    /// values there are; root is exempt.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub quota_reach_jobs: u32,
 
     /// Per-uid quota of requests running at once, over all of the uid's connections; root is
     /// exempt.

@@ -121,10 +121,11 @@ impl Helper {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether something needs the process alive even without connections. Namespaces do
-    /// not (they are pinned by their mounts); services will.
+    /// Whether something needs the process alive even without connections: the echo
+    /// services (their sockets live in the process). Namespaces do not (they are pinned by
+    /// their mounts).
     pub fn needs_process(&self) -> bool {
-        false
+        self.services.count() > 0
     }
 
     /// Current counters as plain numbers: (connections, in flight, requests).

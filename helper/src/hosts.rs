@@ -155,6 +155,7 @@ pub fn behind(router: &RouterDef, ip: &Cidr, dev: &IfName) -> Result<Placement, 
                 ip.addr()
             ))
         })?;
+    check_gateway_subnet(router, ip)?;
     let gateway = first_address(ip);
     if gateway == ip.addr() {
         return Err(HelperError::Conflict(format!(
@@ -163,6 +164,45 @@ pub fn behind(router: &RouterDef, ip: &Cidr, dev: &IfName) -> Result<Placement, 
         )));
     }
     on_bridge(router, iface, gateway, true)
+}
+
+/// Whether two networks share an address (never across address families).
+pub fn overlaps(a: &Cidr, b: &Cidr) -> bool {
+    let (wide, narrow) = if a.prefix() <= b.prefix() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    wide.addr().is_ipv4() == narrow.addr().is_ipv4() && wide.contains(narrow.addr())
+}
+
+/// Refuses a gateway for `subnet` that would change where `router` sends other traffic: its
+/// connected route would shadow a route the router has (a more specific route inside a
+/// wider one: `10.1.2.0/24` under `10.0.0.0/8`), take one over (the same network), or widen
+/// over routes and connected networks (`128.0.0.0/1` over everything in it). Only the
+/// default route may be shadowed: every gateway does that, for its own subnet only.
+pub fn check_gateway_subnet(router: &RouterDef, subnet: &Cidr) -> Result<(), HelperError> {
+    let net = subnet.network();
+    let refuse = |what: String| {
+        Err(HelperError::Conflict(format!(
+            "A host in {net} would need router {} to get the gateway {}, whose route would change where the router sends traffic for {what}; choose an address in a subnet of its own",
+            router.name,
+            first_address(subnet),
+        )))
+    };
+    for route in router.routes.iter().filter(|r| r.dst.prefix() > 0) {
+        if overlaps(&route.dst, &net) {
+            return refuse(format!("its route {}", route.dst));
+        }
+    }
+    for iface in &router.interfaces {
+        for a in &iface.addrs {
+            if overlaps(&a.addr.network(), &net) {
+                return refuse(format!("{} (on its {})", a.addr.network(), iface.name));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that no router of `topology` has `ip` on the bridge a host would join (the
@@ -258,6 +298,23 @@ impl Gateways {
     ) -> Result<(), HelperError> {
         let lock = self.lock_for(router);
         let _held = lock.lock().await;
+        // Under the router's lock: another host's gateway in an overlapping subnet would be
+        // shadowed or widened by this one.
+        for (record, _) in helper.registry.hosts() {
+            let Some(other) = record
+                .host
+                .filter(|h| &h.router == router && h.gateway_added)
+            else {
+                continue;
+            };
+            let theirs = other.gateway_cidr();
+            if theirs != *gateway && overlaps(&theirs.network(), &gateway.network()) {
+                return Err(HelperError::Conflict(format!(
+                    "Router {router} has the gateway {theirs} for host {}; a gateway {gateway} would overlap it",
+                    record.name
+                )));
+            }
+        }
         let nl = router_netlink(helper, router).await?;
         let index = nl.link_index(dev.as_str()).await?;
         let msg = nlmsg::addr_message(&gateway_spec(router, dev, gateway), index)?;
@@ -471,6 +528,39 @@ mod tests {
 
     fn cidr(s: &str) -> Cidr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn gateways_never_overlap_the_routers_routes_or_networks() {
+        assert!(overlaps(&cidr("10.0.0.0/8"), &cidr("10.9.9.0/24")));
+        assert!(overlaps(&cidr("10.9.9.0/24"), &cidr("10.0.0.0/8")));
+        assert!(!overlaps(&cidr("10.9.9.0/24"), &cidr("10.9.8.0/24")));
+        assert!(!overlaps(&cidr("0.0.0.0/0"), &cidr("fd00::/64")));
+        let mut r = router();
+        r.routes = vec![
+            serde_json::from_value(serde_json::json!({"dst": "0.0.0.0/0", "via": "10.0.1.254"}))
+                .unwrap(),
+            serde_json::from_value(
+                serde_json::json!({"dst": "172.16.0.0/12", "via": "10.0.1.254"}),
+            )
+            .unwrap(),
+        ];
+        // The default route may be shadowed; nothing else.
+        assert!(check_gateway_subnet(&r, &cidr("10.9.9.5/24")).is_ok());
+        for bad in [
+            "172.16.5.5/24",
+            "128.0.0.5/1",
+            "10.0.0.5/16",
+            "10.0.1.77/25",
+        ] {
+            assert!(
+                matches!(
+                    check_gateway_subnet(&r, &cidr(bad)),
+                    Err(HelperError::Conflict(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,13 +2,14 @@
 //! shutdown. The listener and the shutdown signal come from outside, so this does not care
 //! whether the socket was bound here or passed by systemd.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tsim_protocol::{ErrorCode, WireError};
@@ -26,6 +27,7 @@ pub async fn run(listener: UnixListener, shutdown: impl Future<Output = ()>, hel
     };
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(helper.config.max_connections as usize));
+    let users: UserCounts = Arc::new(Mutex::new(HashMap::new()));
     let activity = Arc::new(Mutex::new(Instant::now()));
     tokio::pin!(shutdown);
     loop {
@@ -41,7 +43,7 @@ pub async fn run(listener: UnixListener, shutdown: impl Future<Output = ()>, hel
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _)) => accept(stream, &helper, &slots, &tracker, &life, &activity),
+            Ok((stream, _)) => accept(stream, &helper, &slots, &users, &tracker, &life, &activity),
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot accept a connection");
                 // Out of descriptors or memory: give the system a moment instead of spinning.
@@ -91,6 +93,7 @@ fn accept(
     stream: tokio::net::UnixStream,
     helper: &Arc<Helper>,
     slots: &Arc<Semaphore>,
+    users: &UserCounts,
     tracker: &TaskTracker,
     life: &Lifecycle,
     activity: &Arc<Mutex<Instant>>,
@@ -103,23 +106,22 @@ fn accept(
         }
     };
     let max_frame = helper.config.max_frame;
-    let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
-        tracing::warn!(
-            uid = peer.uid,
-            pid = peer.pid,
-            "Refused a connection: the connection limit is reached"
-        );
-        let message = format!(
-            "The helper serves at most {} connections",
-            helper.config.max_connections
-        );
-        let (_, writer) = stream.into_split();
-        tracker.spawn(conn::refuse(
-            writer,
-            WireError::new(ErrorCode::Busy, message),
-            max_frame,
-        ));
-        return;
+    let slot = match admit(helper, slots, users, &peer) {
+        Ok(slot) => slot,
+        Err((code, message)) => {
+            tracing::warn!(
+                uid = peer.uid,
+                pid = peer.pid,
+                "Refused a connection: {message}"
+            );
+            let (_, writer) = stream.into_split();
+            tracker.spawn(conn::refuse(
+                writer,
+                WireError::new(code, message),
+                max_frame,
+            ));
+            return;
+        }
     };
     helper.counters.connections.fetch_add(1, Ordering::Relaxed);
     let (helper, life, activity) = (Arc::clone(helper), life.clone(), Arc::clone(activity));
@@ -130,6 +132,80 @@ fn accept(
         *activity.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         drop(slot);
     });
+}
+
+/// Connections open per uid (of peers that are neither root nor admin).
+type UserCounts = Arc<Mutex<HashMap<u32, u32>>>;
+
+/// A served connection's place: one of `--max-connections`, and for a peer that is neither
+/// root nor admin, one of its uid's `--quota-connections`.
+#[derive(Debug)]
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    user: Option<(u32, UserCounts)>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some((uid, users)) = &self.user {
+            let mut users = users.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = users.get_mut(uid) {
+                *n -= 1;
+                if *n == 0 {
+                    users.remove(uid);
+                }
+            }
+        }
+    }
+}
+
+/// Decides whether `peer` may have one more connection. Root and the admin group may take
+/// any free slot; everyone else (members, and peers about to be refused as unauthorized)
+/// leaves `--reserved-connections` free and stays within its uid's `--quota-connections`.
+fn admit(
+    helper: &Helper,
+    slots: &Arc<Semaphore>,
+    users: &UserCounts,
+    peer: &crate::auth::Peer,
+) -> Result<Slot, (ErrorCode, String)> {
+    let config = &helper.config;
+    let privileged = peer.uid == 0 || (peer.authorized && peer.admin);
+    let busy = || {
+        (
+            ErrorCode::Busy,
+            format!(
+                "The helper serves at most {} connections",
+                config.max_connections
+            ),
+        )
+    };
+    if privileged {
+        let permit = Arc::clone(slots).try_acquire_owned().map_err(|_| busy())?;
+        return Ok(Slot {
+            _permit: permit,
+            user: None,
+        });
+    }
+    let mut counts = users.lock().unwrap_or_else(|p| p.into_inner());
+    let open = counts.get(&peer.uid).copied().unwrap_or(0);
+    if open >= config.quota_connections {
+        return Err((
+            ErrorCode::QuotaExceeded,
+            format!(
+                "uid {} has {open} connections open, its quota (--quota-connections {})",
+                peer.uid, config.quota_connections
+            ),
+        ));
+    }
+    if slots.available_permits() <= config.reserved_connections as usize {
+        return Err(busy());
+    }
+    let permit = Arc::clone(slots).try_acquire_owned().map_err(|_| busy())?;
+    counts.insert(peer.uid, open + 1);
+    Ok(Slot {
+        _permit: permit,
+        user: Some((peer.uid, Arc::clone(users))),
+    })
 }
 
 /// Completes once the helper has had no connection for `--idle-exit` seconds and nothing

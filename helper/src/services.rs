@@ -67,7 +67,27 @@ struct Running {
 #[derive(Debug)]
 pub struct Services {
     running: Mutex<BTreeMap<SvcKey, Running>>,
+    /// Services being started (bound, not yet in `running`), with their owner: counted
+    /// against the quota and taken under the `running` lock, so that concurrent starts
+    /// cannot all pass the quota check before any of them is inserted.
+    starting: Mutex<BTreeMap<SvcKey, u32>>,
     limits: SvcLimits,
+}
+
+/// A service's place among those being started; given up when dropped.
+struct Starting<'a> {
+    services: &'a Services,
+    key: SvcKey,
+}
+
+impl Drop for Starting<'_> {
+    fn drop(&mut self) {
+        self.services
+            .starting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
 }
 
 enum Bound {
@@ -96,8 +116,14 @@ impl Services {
     pub fn new(limits: SvcLimits) -> Self {
         Self {
             running: Mutex::new(BTreeMap::new()),
+            starting: Mutex::new(BTreeMap::new()),
             limits,
         }
+    }
+
+    /// How many services run.
+    pub fn count(&self) -> usize {
+        self.lock().len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<SvcKey, Running>> {
@@ -140,9 +166,10 @@ impl Services {
                 record.proto, record.ip, record.port, record.ns
             )
         };
-        {
+        let place = {
             let running = self.lock();
-            if running.contains_key(&key) {
+            let mut starting = self.starting.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains_key(&key) || starting.contains_key(&key) {
                 return Err(HelperError::AlreadyExists(format!(
                     "A service already listens on {}",
                     what()
@@ -152,13 +179,19 @@ impl Services {
             let owned = running
                 .values()
                 .filter(|r| r.record.owner_uid == uid)
-                .count();
+                .count()
+                + starting.values().filter(|u| **u == uid).count();
             if uid != 0 && owned >= self.limits.quota {
                 return Err(HelperError::QuotaExceeded(format!(
                     "uid {uid} has {owned} services, its quota"
                 )));
             }
-        }
+            starting.insert(key.clone(), uid);
+            Starting {
+                services: self,
+                key: key.clone(),
+            }
+        };
         let addr = SocketAddr::new(record.ip.0, record.port);
         let proto = record.proto;
         let bound = helper
@@ -200,6 +233,7 @@ impl Services {
                 stats,
             },
         );
+        drop(place);
         self.persist(helper, &running);
         Ok(())
     }

@@ -17,6 +17,8 @@ pub(super) async fn handle(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    // Any address: one on `lo` or a dummy is answered for on eth0 too (ARP).
+    ctx.guard_host_eth0(&h, true, "add an address")?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let msg = nlmsg::addr_message(&args, index)?;
     let what = format!("add address {} to {}", args.addr, args.dev);

@@ -19,6 +19,7 @@ pub(super) async fn handle(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, true, "delete an address")?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let names = LinkNames::new();
     let key = |m: &rtnetlink::packet_route::address::AddressMessage| {

@@ -34,6 +34,9 @@ const MAX_SECONDARIES: usize = 64;
 /// How long `host_add` waits for another request that is adding or deleting the same host.
 const WAIT_FOR_OTHERS: Duration = Duration::from_secs(30);
 
+/// The shortest IPv6 host prefix a member may ask for.
+const MIN_HOST_PREFIX_V6: u8 = 64;
+
 fn ifname(s: &str) -> IfName {
     s.parse().expect("a valid interface name")
 }
@@ -56,6 +59,18 @@ pub(super) async fn add(
         {
             return Err(HelperError::InvalidArgument(format!(
                 "Secondary address {s} is given twice"
+            )));
+        }
+    }
+    if !ctx.peer.admin {
+        let (min, family) = match args.ip.addr() {
+            IpAddr::V4(_) => (helper.config.min_host_prefix, "IPv4"),
+            IpAddr::V6(_) => (MIN_HOST_PREFIX_V6, "IPv6"),
+        };
+        if args.ip.prefix() < min {
+            return Err(HelperError::NotAllowed(format!(
+                "Host address {}: an {family} prefix shorter than /{min} is for root and the admin group (--min-host-prefix)",
+                args.ip
             )));
         }
     }

@@ -11,6 +11,7 @@ use crate::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkDelete) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, args.name.as_str() == "eth0", "delete eth0")?;
     let mut msg = LinkMessage::default();
     msg.header.index = h.nl.link_index(args.name.as_str()).await?;
     h.nl.ack(RouteNetlinkMessage::DelLink(msg), 0, || {

@@ -11,6 +11,7 @@ use crate::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkFlush) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, true, "flush the links")?;
     let ours =
         h.nl.links()
             .await?

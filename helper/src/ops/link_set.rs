@@ -22,6 +22,7 @@ pub(super) async fn handle(
         ));
     }
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, args.name.as_str() == "eth0", "change eth0")?;
     let current = h.nl.link_by_name(args.name.as_str()).await?;
     let index = current.header.index;
     let old = |pick: fn(&LinkAttribute) -> Option<LinkAttribute>| {

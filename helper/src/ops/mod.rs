@@ -113,6 +113,31 @@ impl<'a> OpCtx<'a> {
         self.resolve(name, true).await
     }
 
+    /// Refuses a member's change to `eth0` of a host, when `touches` says the change touches
+    /// it (a change naming `eth0`, a route through a gateway, a flush, any address: the
+    /// kernel answers ARP on eth0 for an address on any interface). The helper set the
+    /// host's addresses, MAC and routes in `host_add`, and eth0's other end is on a bridge
+    /// shared with routers and other users' hosts: another address or MAC there would take
+    /// theirs. Root, the admin group
+    /// and the request that is making the host are not held to this.
+    pub fn guard_host_eth0(
+        &self,
+        h: &NsHandle,
+        touches: bool,
+        what: &str,
+    ) -> Result<(), HelperError> {
+        if !touches || self.peer.admin || h.fresh {
+            return Ok(());
+        }
+        if self.helper.registry.host(&h.name).is_none() {
+            return Ok(());
+        }
+        Err(HelperError::PermissionDenied(format!(
+            "Cannot {what} in host {}: its eth0 (address, MAC, routes) is set by host_add and faces a shared bridge; only root or the admin group may change it",
+            h.name
+        )))
+    }
+
     async fn resolve(&self, name: &NsName, changing: bool) -> Result<NsHandle, HelperError> {
         let helper = self.helper;
         let entry = match helper.registry.lookup(name, self.txn) {
@@ -242,6 +267,16 @@ fn require_admin(ctx: &OpCtx<'_>, what: &str) -> Result<(), HelperError> {
         "Only root or a member of the admin group may {what} (uid {} is neither)",
         ctx.peer.uid
     )))
+}
+
+/// Whether an operation can be undone. Those that cannot (deleting links, whose kind, peer,
+/// addresses and routes would have to be made again; removing a qdisc) are refused in
+/// atomic requests, before anything of the request runs.
+pub fn is_undoable(op: &Op) -> bool {
+    !matches!(
+        op,
+        Op::LinkDelete(_) | Op::LinkFlush(_) | Op::NetemDelete(_)
+    )
 }
 
 /// Whether an operation finishes at once without blocking, so a request made only of such

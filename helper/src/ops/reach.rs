@@ -15,7 +15,7 @@
 //! them, so a crash in the middle of a job leaves nothing once the helper is back. Nothing else
 //! of the routers is touched (no neighbour entries).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -32,8 +32,8 @@ use crate::error::{HelperError, chain};
 use crate::firewall;
 use crate::tools::Tool;
 
-/// DSCP values of the running jobs.
-static IN_USE: Mutex<BTreeSet<u8>> = Mutex::new(BTreeSet::new());
+/// DSCP values of the running jobs, with the uid that runs each.
+static IN_USE: Mutex<BTreeMap<u8, u32>> = Mutex::new(BTreeMap::new());
 
 const MAX_SERVICES: usize = 100;
 const MAX_SOURCES: usize = 16;
@@ -42,11 +42,20 @@ const MAX_SOURCES: usize = 16;
 struct Dscp(u8);
 
 impl Dscp {
-    fn take() -> Option<Self> {
+    /// A free value for a job of `uid`, which may hold at most `quota` at once (root: any).
+    fn take(uid: u32, quota: u32) -> Result<Self, HelperError> {
         let mut used = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
-        let free = (32u8..=63).find(|d| !used.contains(d))?;
-        used.insert(free);
-        Some(Self(free))
+        let held = used.values().filter(|u| **u == uid).count();
+        if uid != 0 && held >= quota as usize {
+            return Err(HelperError::QuotaExceeded(format!(
+                "uid {uid} has {held} reachability jobs running, its quota (--quota-reach-jobs {quota}); wait for one to end"
+            )));
+        }
+        let free = (32u8..=63).find(|d| !used.contains_key(d)).ok_or_else(|| {
+            HelperError::Busy("32 reachability jobs are running already; try again later".into())
+        })?;
+        used.insert(free, uid);
+        Ok(Self(free))
     }
 }
 
@@ -300,9 +309,7 @@ pub(super) async fn reach(
             egress,
         });
     }
-    let dscp = Dscp::take().ok_or_else(|| {
-        HelperError::Busy("32 reachability jobs are running already; try again later".into())
-    })?;
+    let dscp = Dscp::take(ctx.peer.uid, ctx.helper.config.quota_reach_jobs)?;
     let d = dscp.0;
 
     let mut installed: Vec<&Target> = Vec::new();
@@ -486,6 +493,23 @@ enum Socket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dscp_values_are_counted_per_uid() {
+        let mine: Vec<Dscp> = (0..3).map(|_| Dscp::take(1000, 3).unwrap()).collect();
+        assert!(matches!(
+            Dscp::take(1000, 3),
+            Err(HelperError::QuotaExceeded(_))
+        ));
+        // Another user, and root, are not held up by uid 1000.
+        let other = Dscp::take(1001, 3).unwrap();
+        let root: Vec<Dscp> = std::iter::from_fn(|| Dscp::take(0, 3).ok()).collect();
+        assert_eq!(mine.len() + 1 + root.len(), 32);
+        assert!(matches!(Dscp::take(1002, 3), Err(HelperError::Busy(_))));
+        drop(mine);
+        assert!(Dscp::take(1000, 3).is_ok());
+        drop((other, root));
+    }
 
     #[test]
     fn leftovers_are_found_by_their_chains() {

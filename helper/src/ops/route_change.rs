@@ -20,6 +20,7 @@ pub(super) async fn add(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, touches_eth0(&args), "change a route through eth0")?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let what = format!("add {}", describe_route(&args));
@@ -43,6 +44,7 @@ pub(super) async fn replace(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, touches_eth0(&args), "change a route through eth0")?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let family = nlmsg::family_of(req.dst.addr());
@@ -74,6 +76,7 @@ pub(super) async fn delete(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, touches_eth0(&args), "change a route through eth0")?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Delete)?;
     let family = nlmsg::family_of(req.dst.addr());
@@ -105,4 +108,10 @@ pub(super) async fn delete(
         Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_EXCL)]),
     );
     Ok(OpResult::RouteDelete(Done {}))
+}
+
+/// Whether a route may go out of `eth0`: it names it, or it names no device (the kernel
+/// picks the one that reaches its gateway, or, for a deletion, any route that matches).
+fn touches_eth0(route: &RouteSpec) -> bool {
+    route.dev.as_ref().is_none_or(|dev| dev.as_str() == "eth0")
 }

@@ -20,6 +20,7 @@ pub(super) async fn handle(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.guard_host_eth0(&h, true, "flush the routes")?;
     let table = args.table.id();
     let routes = dump_routes(&h.nl, nlmsg::nl_family(args.family), Some(table)).await?;
     let routes: Vec<_> = routes.into_iter().map(nlmsg::readdable_route).collect();
