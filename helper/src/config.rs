@@ -131,6 +131,29 @@ pub struct Config {
     /// Echo services: seconds a TCP connection may idle before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub svc_idle_secs: u64,
+
+    /// Run firewall payloads even where the kernel lacks Landlock, so that the tools' jail
+    /// has no Landlock layer (the other layers stay). Without it such payloads are refused
+    /// with `unsupported`.
+    #[arg(long)]
+    pub allow_unjailed_tools: bool,
+
+    /// Test only (debug builds): skip the payload screen, to show that the jail holds.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    pub test_unscreened_payloads: bool,
+
+    /// Test only (debug builds): run the tools without the jail, to show the attacks are
+    /// real.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    pub test_no_jail: bool,
+
+    /// Test only (debug builds): run PROGRAM ARGS in a jail built for PROGRAM (or, with
+    /// --test-no-jail, plainly), exit with its status, and serve nothing.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true, value_name = "PROGRAM")]
+    pub test_jail_run: Option<Vec<String>>,
 }
 
 fn parse_pool_prefix(s: &str) -> Result<String, String> {

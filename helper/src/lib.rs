@@ -14,6 +14,7 @@ pub mod context;
 pub mod error;
 pub mod firewall;
 pub mod hosts;
+pub mod jail;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
