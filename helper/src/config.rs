@@ -17,7 +17,9 @@ use crate::logging::LogFormat;
 ///
 /// Under systemd socket activation (LISTEN_FDS/LISTEN_PID) it serves the socket it is given
 /// and ignores --socket. Once the socket is bound it keeps only CAP_NET_ADMIN, CAP_SYS_ADMIN,
-/// CAP_NET_RAW and CAP_NET_BIND_SERVICE.
+/// CAP_NET_RAW, CAP_NET_BIND_SERVICE, and CAP_SETPCAP and CAP_SYS_CHROOT for the jail its
+/// firewall tools run in (a read-only mount namespace, Landlock, CAP_NET_ADMIN and for
+/// iptables CAP_NET_RAW only, no_new_privs, resource limits and seccomp).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tsim-helper", version, max_term_width = 100)]
 pub struct Config {
