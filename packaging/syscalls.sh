@@ -69,8 +69,8 @@ for f in $(grep -o 'socket(AF_[A-Z0-9]*' "$work/trace" | sed 's/socket(//' | sor
   [[ " $families " == *" $f "* ]] || { echo "syscalls: RestrictAddressFamilies= would refuse $f" >&2; exit 1; }
 done
 namespaces=$(sed -n 's/^RestrictNamespaces=//p' "$unit")
-[ "$namespaces" = net ] || { echo "syscalls: expected RestrictNamespaces=net, not $namespaces" >&2; exit 1; }
-other=$(grep -oE '(unshare|setns)\([^)]*' "$work/trace" | grep -oE 'CLONE_NEW[A-Z]+' | grep -v '^CLONE_NEWNET$' | sort -u || true)
-[ -z "$other" ] || { echo "syscalls: RestrictNamespaces=net would refuse $other" >&2; exit 1; }
+[ "$namespaces" = "mnt net" ] || { echo "syscalls: expected RestrictNamespaces=mnt net, not $namespaces" >&2; exit 1; }
+other=$(grep -oE '(unshare|setns)\([^)]*' "$work/trace" | grep -oE 'CLONE_NEW[A-Z]+' | grep -vE '^CLONE_NEW(NET|NS)$' | sort -u || true)
+[ -z "$other" ] || { echo "syscalls: RestrictNamespaces=mnt net would refuse $other" >&2; exit 1; }
 
-echo "$(wc -l <"$work/used") system calls, socket families $(grep -o 'socket(AF_[A-Z0-9]*' "$work/trace" | sed 's/socket(//' | sort -u | tr '\n' ' ')and network namespaces only: all allowed by the unit"
+echo "$(wc -l <"$work/used") system calls, socket families $(grep -o 'socket(AF_[A-Z0-9]*' "$work/trace" | sed 's/socket(//' | sort -u | tr '\n' ' ')and network and mount namespaces only: all allowed by the unit"

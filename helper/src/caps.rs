@@ -7,16 +7,22 @@
 //! * `CAP_NET_ADMIN`: netlink changes and netfilter inside managed namespaces;
 //! * `CAP_SYS_ADMIN`: `unshare`/`setns` of network namespaces and the `/run/netns` mounts;
 //! * `CAP_NET_RAW`: ICMP and raw sockets for probes;
-//! * `CAP_NET_BIND_SERVICE`: echo services on ports below 1024.
+//! * `CAP_NET_BIND_SERVICE`: echo services on ports below 1024;
+//! * `CAP_SETPCAP`: to drop capabilities from the bounding set of the tools it runs (see
+//!   [`crate::jail`]); it only lets the helper give up rights, never gain one;
+//! * `CAP_SYS_CHROOT`: `setns` into the tools' mount namespace demands it (with
+//!   `CAP_SYS_ADMIN`); the helper never calls `chroot`.
 
 use caps::{CapSet, Capability, CapsHashSet};
 
 /// The capabilities the helper keeps.
-pub const KEEP: [Capability; 4] = [
+pub const KEEP: [Capability; 6] = [
     Capability::CAP_NET_ADMIN,
     Capability::CAP_SYS_ADMIN,
     Capability::CAP_NET_RAW,
     Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_SYS_CHROOT,
 ];
 
 /// A failed capability change.

@@ -17,7 +17,9 @@ use crate::logging::LogFormat;
 ///
 /// Under systemd socket activation (LISTEN_FDS/LISTEN_PID) it serves the socket it is given
 /// and ignores --socket. Once the socket is bound it keeps only CAP_NET_ADMIN, CAP_SYS_ADMIN,
-/// CAP_NET_RAW and CAP_NET_BIND_SERVICE.
+/// CAP_NET_RAW, CAP_NET_BIND_SERVICE, and CAP_SETPCAP and CAP_SYS_CHROOT for the jail its
+/// firewall tools run in (a read-only mount namespace, Landlock, CAP_NET_ADMIN and for
+/// iptables CAP_NET_RAW only, no_new_privs, resource limits and seccomp).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tsim-helper", version, max_term_width = 100)]
 pub struct Config {
@@ -157,6 +159,29 @@ pub struct Config {
     /// Echo services: seconds a TCP connection may idle before it is closed.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub svc_idle_secs: u64,
+
+    /// Run firewall payloads even where the kernel lacks Landlock, so that the tools' jail
+    /// has no Landlock layer (the other layers stay). Without it such payloads are refused
+    /// with `unsupported`.
+    #[arg(long)]
+    pub allow_unjailed_tools: bool,
+
+    /// Test only (debug builds): skip the payload screen, to show that the jail holds.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    pub test_unscreened_payloads: bool,
+
+    /// Test only (debug builds): run the tools without the jail, to show the attacks are
+    /// real.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true)]
+    pub test_no_jail: bool,
+
+    /// Test only (debug builds): run PROGRAM ARGS in a jail built for PROGRAM (or, with
+    /// --test-no-jail, plainly), exit with its status, and serve nothing.
+    #[cfg(debug_assertions)]
+    #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true, value_name = "PROGRAM")]
+    pub test_jail_run: Option<Vec<String>>,
 }
 
 fn parse_pool_prefix(s: &str) -> Result<String, String> {

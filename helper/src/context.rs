@@ -10,6 +10,7 @@ use tsim_protocol::Limits;
 use crate::auth::Authorizer;
 use crate::config::Config;
 use crate::hosts::Gateways;
+use crate::jail::Jail;
 use crate::metrics::Metrics;
 use crate::netns::Netns;
 use crate::registry::{Recovery, Registry};
@@ -33,6 +34,8 @@ pub struct Helper {
     pub counters: Counters,
     /// The external programs found at start.
     pub tools: Tools,
+    /// The jail they run in.
+    pub jail: Jail,
     /// The gateways added to routers for hosts.
     pub gateways: Gateways,
     /// The echo services.
@@ -61,13 +64,15 @@ pub struct Counters {
 }
 
 impl Helper {
-    /// Builds the shared state, recovering the registry from `store`. Runs blocking file
-    /// system work: call it before serving.
+    /// Builds the shared state, recovering the registry from `store`, with the `tools`
+    /// found at start and their `jail`. Runs blocking file system work: call it before
+    /// serving.
     pub fn start(
         config: Config,
         authz: Authorizer,
         store: StateStore,
         runtime: RuntimeHandle,
+        (tools, jail): (Tools, Jail),
     ) -> Result<(Arc<Self>, Recovery), StateError> {
         let netns = Netns::new(runtime);
         let svc_limits = crate::services::SvcLimits {
@@ -88,7 +93,8 @@ impl Helper {
             netns,
             metrics: Metrics::default(),
             counters: Counters::default(),
-            tools: Tools::discover(),
+            tools,
+            jail,
             gateways: Gateways::default(),
             services: crate::services::Services::new(svc_limits),
             uid_in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -119,6 +125,16 @@ impl Helper {
     /// Milliseconds since the helper started.
     pub fn uptime_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether firewall payloads pass the screen of [`crate::payload`] first: always, but in
+    /// a debug build run with `--test-unscreened-payloads`.
+    pub fn screens_payloads(&self) -> bool {
+        #[cfg(debug_assertions)]
+        if self.config.test_unscreened_payloads {
+            return false;
+        }
+        true
     }
 
     /// Whether something needs the process alive even without connections: the echo

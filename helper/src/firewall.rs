@@ -10,8 +10,10 @@ use crate::tools::{self, Output, Tool};
 
 /// Runs `tool` with `args` inside namespace `ns` (inode `ino`), with `stdin` as its input.
 ///
-/// Every payload for a restoring tool passes the screening of [`payload`] first: this is the
-/// only place the helper starts those tools.
+/// Every payload for a restoring tool passes the screening of [`payload`] first, and every
+/// run enters the tools' jail ([`crate::jail`]): this is the only place the helper starts
+/// those tools. Where the kernel lacks Landlock, payloads are refused unless
+/// `--allow-unjailed-tools` is given.
 pub async fn run(
     helper: &Helper,
     ns: &NsName,
@@ -27,14 +29,21 @@ pub async fn run(
             tool.package()
         )));
     };
-    if let Some(text) = &stdin {
+    if stdin.is_some() && !helper.jail.complete() && !helper.config.allow_unjailed_tools {
+        return Err(HelperError::Unsupported(format!(
+            "Firewall payloads are refused: the tools' jail is incomplete here ({}); start the helper with --allow-unjailed-tools to run them anyway",
+            helper.jail.describe()
+        )));
+    }
+    if let Some(text) = stdin.as_ref().filter(|_| helper.screens_payloads()) {
         match tool {
             Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text)?,
             Tool::Ipset => payload::check_ipset(text)?,
             _ => {}
         }
     }
-    let command = tools::command(path, args);
+    let mut command = tools::command(path, args);
+    helper.jail.attach(&mut command, tool);
     let child = helper
         .netns
         .spawn_in(ns, ino, command)

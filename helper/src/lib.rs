@@ -2,7 +2,8 @@
 //! which live in `main.rs`.
 //!
 //! Start with [`server::run`] (accept loop), [`conn`] (one connection), [`batch`] (one
-//! request) and [`ops`] (one operation). Only [`netns`] changes namespaces or mounts.
+//! request) and [`ops`] (one operation). Only [`netns`] changes network namespaces or
+//! their mounts; [`jail`] makes the tools' mount namespace once at start.
 
 pub mod auth;
 pub mod batch;
@@ -14,6 +15,7 @@ pub mod context;
 pub mod error;
 pub mod firewall;
 pub mod hosts;
+pub mod jail;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

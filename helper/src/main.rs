@@ -8,13 +8,31 @@ use clap::Parser;
 use tsim_helper::auth::{Authorizer, GroupSpec};
 use tsim_helper::config::Config;
 use tsim_helper::context::Helper;
+use tsim_helper::jail::{Jail, LandlockState};
 use tsim_helper::listener::{self, Origin};
 use tsim_helper::state::StateStore;
+use tsim_helper::tools::Tools;
 use tsim_helper::{caps, logging, netlink, netns, server};
 
 fn main() -> ExitCode {
+    #[cfg(debug_assertions)]
+    if std::env::args().nth(1).as_deref() == Some("--test-jail-probe") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        return ExitCode::from(tsim_helper::jail::probe(&args));
+    }
     let config = Config::parse();
     logging::init(config.log);
+    #[cfg(debug_assertions)]
+    if let Some(command) = &config.test_jail_run {
+        let program = std::path::Path::new(&command[0]);
+        return match tsim_helper::jail::test_run(program, &command[1..], !config.test_no_jail) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::from(125)
+            }
+        };
+    }
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -51,6 +69,9 @@ fn run(config: Config) -> anyhow::Result<()> {
     // Every thread pool starts here, in the helper's own network namespace, and checks it.
     netns::record_home().context("Cannot read the helper's network namespace")?;
     netlink::start_threads().context("Cannot start the netlink threads")?;
+    let tools = Tools::discover();
+    let jail = tool_jail(&config, &tools)?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("tsim-worker")
@@ -58,7 +79,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("Cannot start the async runtime")?;
     let result = runtime.block_on(async {
-        let (helper, recovery) = Helper::start(config, authz, store, tokio::runtime::Handle::current())?;
+        let (helper, recovery) = Helper::start(config, authz, store, tokio::runtime::Handle::current(), (tools, jail))?;
         tracing::info!(
             adopted = recovery.adopted.len(),
             rolled_back = recovery.rolled_back.len(),
@@ -99,6 +120,30 @@ fn run(config: Config) -> anyhow::Result<()> {
         listener::remove_bound(origin);
     }
     result
+}
+
+/// Builds the tools' jail (and tries it once per tool), and says what it holds.
+fn tool_jail(config: &Config, tools: &Tools) -> anyhow::Result<Jail> {
+    #[cfg(debug_assertions)]
+    if config.test_no_jail {
+        tracing::warn!("The tools run without their jail (--test-no-jail)");
+        return Ok(Jail::off());
+    }
+    let jail = Jail::prepare(tools).context("Cannot set up the jail the firewall tools run in")?;
+    match jail.landlock() {
+        LandlockState::Enforced(_) => {
+            tracing::info!(jail = %jail.describe(), "The tools' jail is ready")
+        }
+        LandlockState::Unsupported(_) if config.allow_unjailed_tools => tracing::warn!(
+            jail = %jail.describe(),
+            "The kernel lacks Landlock; firewall payloads run anyway (--allow-unjailed-tools)"
+        ),
+        LandlockState::Unsupported(_) => tracing::warn!(
+            jail = %jail.describe(),
+            "The kernel lacks Landlock; firewall payloads will be refused (see --allow-unjailed-tools)"
+        ),
+    }
+    Ok(jail)
 }
 
 /// Takes the socket passed by systemd, if any. Call before any other thread exists.

@@ -41,7 +41,8 @@ pub enum Tool {
 }
 
 impl Tool {
-    const ALL: [Tool; 5] = [
+    /// Every tool.
+    pub const ALL: [Tool; 5] = [
         Tool::IptablesRestore,
         Tool::IptablesSave,
         Tool::Ip6tablesRestore,

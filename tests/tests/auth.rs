@@ -98,12 +98,14 @@ fn only_owners_and_admins_delete() {
 }
 
 #[test]
-fn the_helper_keeps_exactly_four_capabilities() {
+fn the_helper_keeps_exactly_six_capabilities() {
     require_priv!();
     let helper = TestHelper::start();
     let status = std::fs::read_to_string(format!("/proc/{}/status", helper.pid())).unwrap();
-    // CAP_NET_BIND_SERVICE (10), CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_ADMIN (21).
-    let expected = (1u64 << 10) | (1 << 12) | (1 << 13) | (1 << 21);
+    // CAP_SETPCAP (8, to cut the tools' bounding set), CAP_NET_BIND_SERVICE (10),
+    // CAP_NET_ADMIN (12), CAP_NET_RAW (13), CAP_SYS_CHROOT (18, to enter the tools' mount
+    // namespace), CAP_SYS_ADMIN (21).
+    let expected = (1u64 << 8) | (1 << 10) | (1 << 12) | (1 << 13) | (1 << 18) | (1 << 21);
     for set in ["CapEff", "CapPrm", "CapBnd"] {
         let line = status.lines().find(|l| l.starts_with(set)).unwrap();
         let value = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();

@@ -1,11 +1,13 @@
-//! `status`: version, uptime, managed objects, connections, and per-operation statistics.
+//! `status`: version, uptime, managed objects, connections, per-operation statistics, and
+//! the tools' jail.
 
 use tsim_protocol::OpResult;
-use tsim_protocol::ops::{Status, StatusReport};
+use tsim_protocol::ops::{Status, StatusReport, ToolJail};
 use tsim_protocol::version;
 
 use super::OpCtx;
 use crate::error::HelperError;
+use crate::jail::LandlockState;
 
 pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;
@@ -22,5 +24,13 @@ pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperE
         in_flight,
         requests,
         ops: helper.metrics.snapshot(),
+        tool_jail: Some(ToolJail {
+            landlock_abi: match helper.jail.landlock() {
+                LandlockState::Enforced(abi) => *abi,
+                LandlockState::Unsupported(_) => 0,
+            },
+            payloads_refused: !helper.jail.complete() && !helper.config.allow_unjailed_tools,
+            summary: helper.jail.describe(),
+        }),
     }))
 }

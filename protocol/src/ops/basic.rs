@@ -95,6 +95,25 @@ pub struct StatusReport {
     pub requests: u64,
     /// Per-operation counters and latencies, for operations run at least once.
     pub ops: Vec<OpStats>,
+    /// How the external firewall tools are confined; absent from helpers before 1.2.
+    ///
+    /// Since protocol 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_jail: Option<ToolJail>,
+}
+
+/// The jail the helper runs `iptables-restore`, `iptables-save` and `ipset` in.
+///
+/// Since protocol 1.2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolJail {
+    /// The kernel's Landlock ABI version, 0 where the kernel lacks Landlock.
+    pub landlock_abi: u32,
+    /// Whether firewall payloads are refused (`unsupported`) because the jail lacks Landlock
+    /// and the helper was not started with `--allow-unjailed-tools`.
+    pub payloads_refused: bool,
+    /// The layers applied, in words.
+    pub summary: String,
 }
 
 /// Counters and latency percentiles of one operation kind since the helper started.

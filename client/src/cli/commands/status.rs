@@ -32,6 +32,14 @@ pub async fn run(ctx: &Ctx, _args: &Args) -> Result<(), CliError> {
         s.in_flight,
         s.requests
     );
+    if let Some(jail) = &s.tool_jail {
+        let refused = if jail.payloads_refused {
+            " (firewall payloads are refused)"
+        } else {
+            ""
+        };
+        out!("tool jail: {}{refused}", jail.summary);
+    }
     if !s.ops.is_empty() {
         out!();
         out!(
