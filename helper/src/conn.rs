@@ -498,8 +498,10 @@ fn log_outcome(response: &Response, elapsed: Duration) {
         Some(e) if matches!(e.code, ErrorCode::Internal | ErrorCode::Kernel) => {
             tracing::warn!(us, code = %e.code, op_index = ?e.op_index, "Request failed: {}", e.message);
         }
+        // A client's own mistake is the client's to see: logged at debug, so a member
+        // sending failing requests in a loop cannot fill the journal.
         Some(e) => {
-            tracing::info!(us, code = %e.code, op_index = ?e.op_index, "Request failed: {}", e.message)
+            tracing::debug!(us, code = %e.code, op_index = ?e.op_index, "Request failed: {}", e.message)
         }
     }
 }

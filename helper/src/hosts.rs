@@ -205,6 +205,44 @@ pub fn check_gateway_subnet(router: &RouterDef, subnet: &Cidr) -> Result<(), Hel
     Ok(())
 }
 
+/// Checks what a host would claim against every router of `topology`: no secondary may be
+/// a router's address (the host answers ARP for its secondaries on eth0), and a gateway
+/// the helper would add must not cover an address of another router anywhere in the
+/// network (a host in another router's subnet would take that subnet over on its router,
+/// and with it the traffic its router sends there).
+pub fn check_claims(
+    topology: &Topology,
+    placement: &Placement,
+    router: &NsName,
+    ip: &Cidr,
+    secondaries: &[Cidr],
+) -> Result<(), HelperError> {
+    for other in &topology.routers {
+        for iface in &other.interfaces {
+            for a in iface.addrs.iter().map(|a| a.addr) {
+                if let Some(s) = secondaries.iter().find(|s| s.addr() == a.addr()) {
+                    return Err(HelperError::Conflict(format!(
+                        "Secondary address {} is router {}'s (on {})",
+                        s.addr(),
+                        other.name,
+                        iface.name
+                    )));
+                }
+                if placement.gateway_added && &other.name != router && ip.contains(a.addr()) {
+                    return Err(HelperError::Conflict(format!(
+                        "A host in {} would need a gateway on router {router} for the subnet of router {}'s address {} (on {}), taking that subnet over there",
+                        ip.network(),
+                        other.name,
+                        a.addr(),
+                        iface.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that no router of `topology` has `ip` on the bridge a host would join (the
 /// host's address), or, for a gateway the helper would add, on that bridge either.
 pub fn check_bridge(

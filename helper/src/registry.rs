@@ -397,6 +397,31 @@ impl Registry {
                         host.hidden_end
                     )));
                 }
+                // A secondary is answered for on the host's eth0 (ARP), so it may be nobody
+                // else's address, secondary or gateway, behind any router.
+                let theirs_all: Vec<std::net::IpAddr> = std::iter::once(h.ip.addr())
+                    .chain(h.secondaries.iter().map(|a| a.addr()))
+                    .chain(std::iter::once(h.gateway.0))
+                    .collect();
+                if let Some(s) = host
+                    .secondaries
+                    .iter()
+                    .find(|s| theirs_all.contains(&s.addr()))
+                {
+                    return Err(HelperError::Conflict(format!(
+                        "Secondary address {} is host {other}'s address, secondary or gateway",
+                        s.addr()
+                    )));
+                }
+                if h.bridge == host.bridge
+                    && h.secondaries.iter().any(|a| a.addr() == host.ip.addr())
+                {
+                    return Err(HelperError::Conflict(format!(
+                        "Address {} is a secondary of host {other}, on the same bridge {}",
+                        host.ip.addr(),
+                        h.bridge
+                    )));
+                }
                 if h.bridge == host.bridge && h.ip.addr() == host.ip.addr() {
                     return Err(HelperError::Conflict(format!(
                         "Address {} is taken by host {other} on the same bridge {} (behind router {})",

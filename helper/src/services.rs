@@ -224,9 +224,10 @@ impl Services {
                 tokio::spawn(serve_udp(s, stop.clone(), stats.clone(), limits));
             }
         }
+        let (ns, ino) = (record.ns.clone(), record.ino);
         let mut running = self.lock();
         running.insert(
-            key,
+            key.clone(),
             Running {
                 record,
                 stop,
@@ -235,6 +236,20 @@ impl Services {
         );
         drop(place);
         self.persist(helper, &running);
+        drop(running);
+        // A deletion of the namespace that committed while the socket was being bound found
+        // no service to stop; the socket would keep the deleted namespace alive. A deletion
+        // still running finds it at its commit.
+        let still_there = helper
+            .registry
+            .lookup_for_undo(&ns)
+            .is_some_and(|entry| entry.ino == ino);
+        if !still_there {
+            self.stop(helper, &key);
+            return Err(HelperError::NotFound(format!(
+                "Namespace {ns} was deleted while the service was being started"
+            )));
+        }
         Ok(())
     }
 

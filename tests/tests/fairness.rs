@@ -291,6 +291,7 @@ fn members_cannot_change_what_their_host_shows_the_bridge() {
         json!({"op": "route_add", "ns": h, "dst": "10.0.1.0/24", "via": "10.0.3.2"}),
         json!({"op": "route_delete", "ns": h, "dst": "0.0.0.0/0"}),
         json!({"op": "route_flush", "ns": h, "table": "main"}),
+        json!({"op": "route_add", "ns": h, "dst": "10.8.0.0/16", "dev": "lo", "nexthops": [{"via": "10.0.3.1", "dev": "eth0"}]}),
         json!({"op": "link_delete", "ns": h, "name": "eth0"}),
     ];
     let show = || {
@@ -386,4 +387,69 @@ fn idle_exit_waits_while_services_run() {
         helper.wait_exit(Duration::from_secs(15)).is_some(),
         "the helper did not exit once idle"
     );
+}
+
+#[test]
+fn hosts_claim_no_address_of_a_router_or_another_host() {
+    require_priv!();
+    let group = test_gid(0);
+    let helper = TestHelper::start_with(HelperOptions {
+        group: group.to_string(),
+        ..HelperOptions::default()
+    });
+    helper.net_setup(&example_facts());
+    let member = |args: &[&str]| tsimctl_as_nobody(&helper, &[group], args);
+    let (lab, edge) = (helper.ns("lab"), helper.ns("edge"));
+    let victim = helper.ns("victim");
+    let out = member(&[
+        "host",
+        "add",
+        &victim,
+        "--ip",
+        "10.0.3.10/24",
+        "--router",
+        &lab,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Secondaries answered for on eth0: a router's address, another host's address.
+    for secondary in ["10.0.3.1/32", "10.0.2.2/32", "10.0.3.10/32"] {
+        let att = helper.ns("att");
+        let out = member(&[
+            "host",
+            "add",
+            &att,
+            "--ip",
+            "10.0.3.30/24",
+            "--router",
+            &lab,
+            "--secondary",
+            secondary,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{secondary}: {}", text(&out));
+        assert!(
+            text(&out).contains("conflict"),
+            "{secondary}: {}",
+            text(&out)
+        );
+    }
+    // A host in edge's uplink subnet behind lab would take that subnet over on lab.
+    let out = member(&[
+        "host",
+        "add",
+        &helper.ns("a1"),
+        "--ip",
+        "192.0.2.10/24",
+        "--router",
+        &lab,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains(&edge), "{}", text(&out));
+    // A router's name is the admin's, even while the router is gone.
+    let out = helper.tsimctl(&["host", "del", &victim]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = helper.tsimctl(&["ns", "del", &lab]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = member(&["ns", "add", &lab]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("not_allowed"), "{}", text(&out));
 }

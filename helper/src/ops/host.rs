@@ -116,6 +116,13 @@ pub(super) async fn add(
         }
     };
     hosts::check_bridge(&net.topology, &placement, &args.router, &args.ip)?;
+    hosts::check_claims(
+        &net.topology,
+        &placement,
+        &args.router,
+        &args.ip,
+        &args.secondaries,
+    )?;
     let facet = HostFacet {
         ip: args.ip,
         secondaries: args.secondaries.clone(),
@@ -127,6 +134,7 @@ pub(super) async fn add(
         hidden_end: hosts::hidden_end(&args.name),
     };
     ns_create::refuse_foreign(ctx, &args.name)?;
+    ns_create::refuse_router_name(ctx, &args.name)?;
     let deadline = Instant::now() + WAIT_FOR_OTHERS;
     loop {
         let slot = helper.registry.reserve_host(

@@ -26,7 +26,25 @@ pub(super) async fn handle(
             ctx.helper.config.pool_prefix
         )));
     }
+    refuse_router_name(ctx, &args.name)?;
     create(ctx, args, txn).await
+}
+
+/// Refuses a member a name that is a router's in the applied network: a namespace of theirs
+/// under it would stand in for the router (a later `net_apply` would take it for the router
+/// and put veths to the shared bridges in it).
+pub(super) fn refuse_router_name(ctx: &OpCtx<'_>, name: &NsName) -> Result<(), HelperError> {
+    if ctx.peer.admin {
+        return Ok(());
+    }
+    let net = ctx.helper.registry.store().net()?;
+    if net.is_some_and(|n| n.topology.routers.iter().any(|r| &r.name == name)) {
+        return Err(HelperError::NotAllowed(format!(
+            "Namespace {:?} is a router of the applied network; only root or the admin group may create it",
+            name.as_str()
+        )));
+    }
+    Ok(())
 }
 
 /// Creates a namespace, the reserved hidden one included (for `net_apply`).

@@ -4,6 +4,7 @@
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use tsim_protocol::ErrorCode;
+use tsim_protocol::IfName;
 use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, RouteSpec};
 
@@ -113,5 +114,6 @@ pub(super) async fn delete(
 /// Whether a route may go out of `eth0`: it names it, or it names no device (the kernel
 /// picks the one that reaches its gateway, or, for a deletion, any route that matches).
 fn touches_eth0(route: &RouteSpec) -> bool {
-    route.dev.as_ref().is_none_or(|dev| dev.as_str() == "eth0")
+    let eth0 = |dev: Option<&IfName>| dev.is_none_or(|d| d.as_str() == "eth0");
+    eth0(route.dev.as_ref()) || route.nexthops.iter().any(|hop| eth0(hop.dev.as_ref()))
 }
