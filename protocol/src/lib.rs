@@ -15,6 +15,7 @@ pub mod net;
 pub mod ops;
 pub mod topology;
 pub mod version;
+mod walk;
 
 pub use error::{ErrorCode, ProtocolError, WireError};
 pub use message::{
