@@ -21,8 +21,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
-use tsim_protocol::diagnose::diagnose;
-use tsim_protocol::frame::{decode_body, encode_body};
+use tsim_protocol::diagnose::{Diagnosis, decode_client_message};
+use tsim_protocol::frame::encode_body;
 use tsim_protocol::version::{self, HANDSHAKE_MAX_FRAME};
 use tsim_protocol::{
     ClientMessage, ErrorCode, Op, Request, Response, ServerMessage, Welcome, WireError,
@@ -123,7 +123,8 @@ async fn handshake<R: AsyncRead + Unpin>(
         }
         Ok(Some(Ok(body))) => body,
     };
-    let hello = match decode_body::<ClientMessage>(&first) {
+    // At most HANDSHAKE_MAX_FRAME bytes: decoded in place.
+    let hello = match decode_client_message(&first, helper.config.max_ops as usize) {
         Ok(ClientMessage::Hello(hello)) => hello,
         Ok(_) => {
             return refuse(
@@ -132,8 +133,8 @@ async fn handshake<R: AsyncRead + Unpin>(
             )
             .await;
         }
-        Err(_) => {
-            let why = diagnose(&first).error.message;
+        Err(diagnosis) => {
+            let why = diagnosis.error.message;
             return refuse(
                 ErrorCode::BadRequest,
                 format!("The first message must be hello: {why}"),
@@ -204,7 +205,7 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
                     room = Arc::clone(&conn.bytes).acquire_many_owned(want as u32) => room.expect("the semaphore is never closed"),
                     () = conn.life.stop.cancelled() => break,
                 };
-                handle_frame(conn, &body, &tracker, room).await;
+                handle_frame(conn, body, &tracker, room).await;
             }
             Some(Err(e @ FrameError::TooLarge { .. })) => {
                 tracing::info!("Closing a connection: {e}");
@@ -222,13 +223,52 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
     tracker.wait().await;
 }
 
+/// Frames up to this size are decoded on the reader task: a few tens of microseconds at
+/// most, so the common round trip pays nothing. Larger ones go to a blocking thread.
+const INLINE_DECODE: usize = 64 * 1024;
+
+/// Most large frames decoded at once, helper-wide: each takes a blocking thread (and a core)
+/// for up to a few tens of milliseconds, and holds its decoded operations meanwhile.
+const MAX_DECODERS: usize = 2;
+
+static DECODERS: Semaphore = Semaphore::const_new(MAX_DECODERS);
+
+/// Decodes a frame body (bounded: see `tsim_protocol::diagnose`), off the runtime workers
+/// when it is large. `None` when the connection is stopping.
+async fn decode(conn: &Conn, body: bytes::BytesMut) -> Option<Result<ClientMessage, Diagnosis>> {
+    let max_ops = conn.helper.config.max_ops as usize;
+    if body.len() <= INLINE_DECODE {
+        return Some(decode_client_message(&body, max_ops));
+    }
+    let permit = tokio::select! {
+        permit = DECODERS.acquire() => permit.expect("the semaphore is never closed"),
+        () = conn.life.stop.cancelled() => return None,
+    };
+    let body = body.freeze();
+    let decoded = tokio::task::spawn_blocking(move || decode_client_message(&body, max_ops)).await;
+    drop(permit);
+    match decoded {
+        Ok(decoded) => Some(decoded),
+        Err(e) => {
+            tracing::error!(error = %e, "The decoder of a frame failed");
+            Some(Err(Diagnosis {
+                request_id: None,
+                error: WireError::new(ErrorCode::Internal, "The frame could not be decoded"),
+            }))
+        }
+    }
+}
+
 async fn handle_frame(
     conn: &Arc<Conn>,
-    body: &[u8],
+    body: bytes::BytesMut,
     tracker: &TaskTracker,
     room: OwnedSemaphorePermit,
 ) {
-    match decode_body::<ClientMessage>(body) {
+    let Some(decoded) = decode(conn, body).await else {
+        return;
+    };
+    match decoded {
         Ok(ClientMessage::Request(request)) => start_request(conn, request, tracker, room).await,
         Ok(ClientMessage::Cancel(cancel)) => {
             let token = conn.lock_in_flight().get(&cancel.id).cloned();
@@ -242,8 +282,7 @@ async fn handle_frame(
             conn.send_error(WireError::new(ErrorCode::BadRequest, msg))
                 .await;
         }
-        Err(_) => {
-            let diagnosis = diagnose(body);
+        Err(diagnosis) => {
             tracing::info!(id = ?diagnosis.request_id, error = %diagnosis.error, "Undecodable message");
             match diagnosis.request_id {
                 Some(id) => {
@@ -267,6 +306,8 @@ async fn start_request(
     room: OwnedSemaphorePermit,
 ) {
     let id = request.id;
+    // Enforced while decoding (decode_client_message); checked again here for any other way
+    // a request could arrive.
     let max_ops = conn.helper.config.max_ops as usize;
     if request.ops.len() > max_ops {
         let msg = format!(
