@@ -10,7 +10,8 @@
 //! operations is refused there, before any operation is decoded. Each operation's bytes are
 //! then cut out of the body, its `"op"` name found the same way, and its arguments decoded
 //! straight into the variant's struct ([`Op::decode_args`]), which skips unknown keys without
-//! keeping them. So a frame costs its size, plus its decoded operations, plus nothing.
+//! keeping them; the lists inside operations are capped, and share a memory budget of four
+//! times the frame (`bounded.rs`). So a frame costs its size plus its decoded operations.
 //!
 //! [`diagnose`] is the same decoder without the operation limit, for a body already known not
 //! to decode.
@@ -41,7 +42,10 @@ pub struct Diagnosis {
 /// decode gets its [`Diagnosis`]; a request over `max_ops` gets a `bad_request` one with its id
 /// (when the id can be read), before any of its operations is decoded.
 pub fn decode_client_message(body: &[u8], max_ops: usize) -> Result<ClientMessage, Diagnosis> {
-    Decoder { body, max_ops }.message()
+    // The lists inside the operations may take up to 4 times the frame (plus 1 MiB for small
+    // frames): plenty for real messages, and a bound for hostile ones.
+    let budget = body.len().saturating_mul(4).saturating_add(1 << 20);
+    crate::bounded::with_budget(budget, || Decoder { body, max_ops }.message())
 }
 
 /// Explains why `body` is not a valid client message.

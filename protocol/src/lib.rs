@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+mod bounded;
 pub mod diagnose;
 pub mod error;
 pub mod frame;

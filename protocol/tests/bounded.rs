@@ -144,3 +144,38 @@ fn the_bounded_decoder_agrees_with_the_plain_one() {
         assert_eq!(plain, bounded, "{msg}");
     }
 }
+
+/// Lists are capped from their header: 16 M empty nexthops (one byte each on the wire, 56
+/// bytes each in memory) are refused before any is decoded.
+#[test]
+fn a_list_of_tiny_elements_is_refused_from_its_header() {
+    let _serial = SERIAL.lock().unwrap();
+    let mut op = vec![0x84];
+    for s in [
+        "op",
+        "route_add",
+        "ns",
+        "a",
+        "dst",
+        "10.0.0.0/8",
+        "nexthops",
+    ] {
+        op.extend(encode_body(&s).unwrap());
+    }
+    op.push(0xdd);
+    op.extend(16_000_000u32.to_be_bytes());
+    op.resize(op.len() + 16_000_000, 0x80);
+    let body = request_body(3, &op, 1);
+    let (decoded, peak) = peak_of(|| decode_client_message(&body, 10_000));
+    let d = decoded.unwrap_err();
+    assert_eq!(
+        (d.request_id, d.error.code, d.error.op_index),
+        (Some(3), ErrorCode::InvalidArgument, Some(0))
+    );
+    assert!(
+        d.error.message.contains("more than the 1024"),
+        "{}",
+        d.error.message
+    );
+    assert!(peak < 64 * 1024, "decoding allocated {peak} bytes");
+}

@@ -147,6 +147,7 @@ pub struct TraceResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReach {
     /// The source hosts, one per router to test (1 to 16, each on another router).
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub from: Vec<NsName>,
     /// The destination (IPv4).
     pub dst: Ip,
