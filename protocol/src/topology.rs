@@ -34,7 +34,7 @@ pub struct Topology {
 /// A bridge in the hidden namespace: the L2 segment of one IPv4 subnet.
 ///
 /// Since protocol 1.1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BridgeDef {
     /// Its name (stable: derived from the subnet).
     pub name: IfName,
