@@ -71,7 +71,9 @@ fn eight_frames_of_too_many_pings_stay_under_200_mib() {
                         e.message
                     );
                     // The connection goes on.
-                    raw.send(&serde_json::json!({"type": "request", "id": 1, "ops": [{"op": "ping"}]}));
+                    raw.send(
+                        &serde_json::json!({"type": "request", "id": 1, "ops": [{"op": "ping"}]}),
+                    );
                     match raw.recv() {
                         Some(ServerMessage::Response(r)) => assert!(r.error.is_none(), "{r:?}"),
                         other => panic!("no answer to a ping: {other:?}"),
