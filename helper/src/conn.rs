@@ -227,11 +227,17 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
 /// most, so the common round trip pays nothing. Larger ones go to a blocking thread.
 const INLINE_DECODE: usize = 64 * 1024;
 
-/// Most large frames decoded at once, helper-wide: each takes a blocking thread (and a core)
-/// for up to a few tens of milliseconds, and holds its decoded operations meanwhile.
-const MAX_DECODERS: usize = 2;
+/// Most heavy jobs at once, helper-wide: decoding a large frame (on a blocking thread), or
+/// running a large request of immediate operations (off the runtime workers). Each takes a
+/// core for up to tens of milliseconds and holds its decoded operations meanwhile; one at a
+/// time leaves the other cores to everyone else (a root `ping` among them).
+const MAX_HEAVY: usize = 1;
 
-static DECODERS: Semaphore = Semaphore::const_new(MAX_DECODERS);
+static HEAVY: Semaphore = Semaphore::const_new(MAX_HEAVY);
+
+/// A request of immediate operations with more than this many runs off the runtime workers:
+/// 10 000 `status` take about 50 ms of CPU, with their answer's encoding.
+const INLINE_OPS: usize = 16;
 
 /// Decodes a frame body (bounded: see `tsim_protocol::diagnose`), off the runtime workers
 /// when it is large. `None` when the connection is stopping.
@@ -241,7 +247,7 @@ async fn decode(conn: &Conn, body: bytes::BytesMut) -> Option<Result<ClientMessa
         return Some(decode_client_message(&body, max_ops));
     }
     let permit = tokio::select! {
-        permit = DECODERS.acquire() => permit.expect("the semaphore is never closed"),
+        permit = HEAVY.acquire() => permit.expect("the semaphore is never closed"),
         () = conn.life.stop.cancelled() => return None,
     };
     let body = body.freeze();
@@ -361,6 +367,7 @@ async fn start_request(
     };
     let span = tracing::info_span!("request", id, ops = %summarize(&request.ops));
     let immediate = !request.progress && request.ops.iter().all(ops::is_immediate);
+    let conn_ops = request.ops.len();
     let conn = Arc::clone(conn);
     let job = async move {
         let started = Instant::now();
@@ -376,8 +383,23 @@ async fn start_request(
         drop(slot);
     }
     .instrument(span);
-    if immediate {
+    if immediate && conn_ops <= INLINE_OPS {
         job.await;
+    } else if immediate {
+        // Many immediate operations: CPU only, never a wait, so nothing in them yields. Run
+        // them on this thread with the worker's other tasks handed to another one, one such
+        // request at a time helper-wide.
+        let permit = HEAVY
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(job));
+            }
+            _ => job.await,
+        }
+        drop(permit);
     } else {
         tracker.spawn(job);
     }

@@ -147,3 +147,27 @@ fn a_hostile_port_list_is_refused_and_a_ping_is_answered() {
     });
     helper.client().ping().unwrap();
 }
+
+/// A request of many immediate operations (CPU only, nothing in it yields) runs off the
+/// runtime workers; it is answered in full, and so is a ping sent meanwhile.
+#[test]
+fn many_immediate_operations_are_answered_off_the_workers() {
+    require_priv!();
+    let helper = TestHelper::start();
+    let mut raw = RawConn::handshake(&helper.socket);
+    raw.set_timeout(Duration::from_secs(60));
+    let ops = vec![serde_json::json!({"op": "ns_list"}); 2000];
+    raw.send(&serde_json::json!({"type": "request", "id": 5, "ops": ops}));
+    helper.client().ping().unwrap();
+    match raw.recv() {
+        Some(ServerMessage::Response(r)) => {
+            assert!(r.id == 5 && r.error.is_none(), "{:?}", r.error);
+            assert_eq!(r.results.len(), 2000);
+        }
+        other => panic!("no answer: {other:?}"),
+    }
+    raw.send(&serde_json::json!({"type": "request", "id": 6, "ops": [{"op": "ping"}]}));
+    assert!(
+        matches!(raw.recv(), Some(ServerMessage::Response(r)) if r.id == 6 && r.error.is_none())
+    );
+}
