@@ -9,7 +9,8 @@
 //! The phases (`--only`): `rtt` (no-op round trips), `namespaces`, `host` (hosts on the example
 //! network), `hosts` (host-sized batches), `svc` (echo services and probes), `net` (network
 //! setup and teardown), each printed as rows of one table; and `load` (`load.rs`: many clients
-//! with a mix of operations), printed as its own section after the table.
+//! with a mix of operations), printed as its own section after the table; and `hostile`
+//! (`hostile.rs`: memory and root's ping while a member of the group attacks), another section.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
