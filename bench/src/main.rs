@@ -9,7 +9,8 @@
 //! The phases (`--only`): `rtt` (no-op round trips), `namespaces`, `host` (hosts on the example
 //! network), `hosts` (host-sized batches), `svc` (echo services and probes), `net` (network
 //! setup and teardown), each printed as rows of one table; and `load` (`load.rs`: many clients
-//! with a mix of operations), printed as its own section after the table.
+//! with a mix of operations), printed as its own section after the table; and `hostile`
+//! (`hostile.rs`: memory and root's ping while a member of the group attacks), another section.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,6 +24,7 @@ use tsim_protocol::ops::{NsCreate, NsDelete};
 use tsim_protocol::{Op, OpResult};
 
 mod host;
+mod hostile;
 mod load;
 mod net;
 mod svc;
@@ -76,9 +78,23 @@ struct Args {
     /// The load phase's mix, in percent: ping, reads, probes, host add/delete.
     #[arg(long, value_delimiter = ',', default_value = "40,30,10,20")]
     load_mix: Vec<u32>,
-    /// Only these benchmarks (rtt, namespaces, hosts, host, svc, net, load) [default: all].
+    /// Only these benchmarks (rtt, namespaces, hosts, host, svc, net, load, hostile) [default:
+    /// all].
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Seconds of each attack in the hostile phase.
+    #[arg(long, default_value_t = 5.0)]
+    hostile_secs: f64,
+    /// Internal: run as the hostile phase's attacker (a member of the group), sending this
+    /// attack on `--attack-socket` for `--attack-secs`.
+    #[arg(long, hide = true, value_name = "KIND")]
+    attack: Option<String>,
+    /// Internal: the attacker's socket.
+    #[arg(long, hide = true, value_name = "PATH")]
+    attack_socket: Option<PathBuf>,
+    /// Internal: how long the attacker goes on.
+    #[arg(long, hide = true, default_value_t = 0.0)]
+    attack_secs: f64,
     /// Directory of `host_baseline.sh` and `kernel_floor.sh` [default: bench/ of this repo].
     #[arg(long, value_name = "DIR")]
     scripts: Option<PathBuf>,
@@ -478,6 +494,13 @@ fn ratio(old: Duration, new: Duration) -> String {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(kind) = &args.attack {
+        let socket = args
+            .attack_socket
+            .as_deref()
+            .context("--attack needs --attack-socket")?;
+        return hostile::attack(socket, kind, args.attack_secs);
+    }
     let binary = match &args.helper {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("tsim-helper"),
@@ -851,6 +874,11 @@ fn main() -> anyhow::Result<()> {
             args.load_requests,
             &args.load_mix,
         )?;
+        r.print();
+    }
+    if wants("hostile") {
+        settle();
+        let r = hostile::run(&binary, &std::env::current_exe()?, args.hostile_secs)?;
         r.print();
     }
     Ok(())

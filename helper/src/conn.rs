@@ -21,8 +21,8 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
-use tsim_protocol::diagnose::diagnose;
-use tsim_protocol::frame::{decode_body, encode_body};
+use tsim_protocol::diagnose::{Diagnosis, decode_client_message};
+use tsim_protocol::frame::encode_body;
 use tsim_protocol::version::{self, HANDSHAKE_MAX_FRAME};
 use tsim_protocol::{
     ClientMessage, ErrorCode, Op, Request, Response, ServerMessage, Welcome, WireError,
@@ -123,7 +123,8 @@ async fn handshake<R: AsyncRead + Unpin>(
         }
         Ok(Some(Ok(body))) => body,
     };
-    let hello = match decode_body::<ClientMessage>(&first) {
+    // At most HANDSHAKE_MAX_FRAME bytes: decoded in place.
+    let hello = match decode_client_message(&first, helper.config.max_ops as usize) {
         Ok(ClientMessage::Hello(hello)) => hello,
         Ok(_) => {
             return refuse(
@@ -132,8 +133,8 @@ async fn handshake<R: AsyncRead + Unpin>(
             )
             .await;
         }
-        Err(_) => {
-            let why = diagnose(&first).error.message;
+        Err(diagnosis) => {
+            let why = diagnosis.error.message;
             return refuse(
                 ErrorCode::BadRequest,
                 format!("The first message must be hello: {why}"),
@@ -204,7 +205,7 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
                     room = Arc::clone(&conn.bytes).acquire_many_owned(want as u32) => room.expect("the semaphore is never closed"),
                     () = conn.life.stop.cancelled() => break,
                 };
-                handle_frame(conn, &body, &tracker, room).await;
+                handle_frame(conn, body, &tracker, room).await;
             }
             Some(Err(e @ FrameError::TooLarge { .. })) => {
                 tracing::info!("Closing a connection: {e}");
@@ -222,13 +223,58 @@ async fn read_loop<R: AsyncRead + Unpin>(conn: &Arc<Conn>, frames: &mut FramedRe
     tracker.wait().await;
 }
 
+/// Frames up to this size are decoded on the reader task: a few tens of microseconds at
+/// most, so the common round trip pays nothing. Larger ones go to a blocking thread.
+const INLINE_DECODE: usize = 64 * 1024;
+
+/// Most heavy jobs at once, helper-wide: decoding a large frame (on a blocking thread), or
+/// running a large request of immediate operations (off the runtime workers). Each takes a
+/// core for up to tens of milliseconds and holds its decoded operations meanwhile; one at a
+/// time leaves the other cores to everyone else (a root `ping` among them).
+const MAX_HEAVY: usize = 1;
+
+static HEAVY: Semaphore = Semaphore::const_new(MAX_HEAVY);
+
+/// A request of immediate operations with more than this many runs off the runtime workers:
+/// 10 000 `status` take about 50 ms of CPU, with their answer's encoding.
+const INLINE_OPS: usize = 16;
+
+/// Decodes a frame body (bounded: see `tsim_protocol::diagnose`), off the runtime workers
+/// when it is large. `None` when the connection is stopping.
+async fn decode(conn: &Conn, body: bytes::BytesMut) -> Option<Result<ClientMessage, Diagnosis>> {
+    let max_ops = conn.helper.config.max_ops as usize;
+    if body.len() <= INLINE_DECODE {
+        return Some(decode_client_message(&body, max_ops));
+    }
+    let permit = tokio::select! {
+        permit = HEAVY.acquire() => permit.expect("the semaphore is never closed"),
+        () = conn.life.stop.cancelled() => return None,
+    };
+    let body = body.freeze();
+    let decoded = tokio::task::spawn_blocking(move || decode_client_message(&body, max_ops)).await;
+    drop(permit);
+    match decoded {
+        Ok(decoded) => Some(decoded),
+        Err(e) => {
+            tracing::error!(error = %e, "The decoder of a frame failed");
+            Some(Err(Diagnosis {
+                request_id: None,
+                error: WireError::new(ErrorCode::Internal, "The frame could not be decoded"),
+            }))
+        }
+    }
+}
+
 async fn handle_frame(
     conn: &Arc<Conn>,
-    body: &[u8],
+    body: bytes::BytesMut,
     tracker: &TaskTracker,
     room: OwnedSemaphorePermit,
 ) {
-    match decode_body::<ClientMessage>(body) {
+    let Some(decoded) = decode(conn, body).await else {
+        return;
+    };
+    match decoded {
         Ok(ClientMessage::Request(request)) => start_request(conn, request, tracker, room).await,
         Ok(ClientMessage::Cancel(cancel)) => {
             let token = conn.lock_in_flight().get(&cancel.id).cloned();
@@ -242,8 +288,7 @@ async fn handle_frame(
             conn.send_error(WireError::new(ErrorCode::BadRequest, msg))
                 .await;
         }
-        Err(_) => {
-            let diagnosis = diagnose(body);
+        Err(diagnosis) => {
             tracing::info!(id = ?diagnosis.request_id, error = %diagnosis.error, "Undecodable message");
             match diagnosis.request_id {
                 Some(id) => {
@@ -267,6 +312,8 @@ async fn start_request(
     room: OwnedSemaphorePermit,
 ) {
     let id = request.id;
+    // Enforced while decoding (decode_client_message); checked again here for any other way
+    // a request could arrive.
     let max_ops = conn.helper.config.max_ops as usize;
     if request.ops.len() > max_ops {
         let msg = format!(
@@ -320,6 +367,7 @@ async fn start_request(
     };
     let span = tracing::info_span!("request", id, ops = %summarize(&request.ops));
     let immediate = !request.progress && request.ops.iter().all(ops::is_immediate);
+    let conn_ops = request.ops.len();
     let conn = Arc::clone(conn);
     let job = async move {
         let started = Instant::now();
@@ -335,8 +383,23 @@ async fn start_request(
         drop(slot);
     }
     .instrument(span);
-    if immediate {
+    if immediate && conn_ops <= INLINE_OPS {
         job.await;
+    } else if immediate {
+        // Many immediate operations: CPU only, never a wait, so nothing in them yields. Run
+        // them on this thread with the worker's other tasks handed to another one, one such
+        // request at a time helper-wide.
+        let permit = HEAVY
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(job));
+            }
+            _ => job.await,
+        }
+        drop(permit);
     } else {
         tracker.spawn(job);
     }

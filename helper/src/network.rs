@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use tsim_protocol::IfName;
 use tsim_protocol::NsName;
 use tsim_protocol::ops::NetWarning;
 use tsim_protocol::topology::{
@@ -127,7 +128,10 @@ impl NetDiff<'_> {
     }
 }
 
-fn minus<'a, T: PartialEq>(a: &'a [T], b: &[T]) -> Vec<&'a T> {
+/// What of `a` is not in `b`, in `a`'s order: linear (a hash set of `b`), since a topology
+/// may have many thousands of routes per router.
+fn minus<'a, T: Eq + std::hash::Hash>(a: &'a [T], b: &[T]) -> Vec<&'a T> {
+    let b: HashSet<&T> = b.iter().collect();
     a.iter().filter(|x| !b.contains(x)).collect()
 }
 
@@ -188,9 +192,11 @@ pub fn diff<'a>(old: &'a Topology, new: &'a Topology) -> NetDiff<'a> {
             .copied()
             .filter(|i| old_ifaces.contains_key(&i.name))
             .collect();
+        let replaced: HashSet<&IfName> = replaced.iter().map(|i| &i.name).collect();
+        let mut added: HashSet<&RouteDef> = change.add_routes.iter().copied().collect();
         for route in &router.routes {
-            let through = |i: &&InterfaceDef| route.dev.as_ref() == Some(&i.name);
-            if replaced.iter().any(through) && !change.add_routes.contains(&route) {
+            let through = route.dev.as_ref().is_some_and(|d| replaced.contains(d));
+            if through && added.insert(route) {
                 change.add_routes.push(route);
             }
         }

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ProtocolError;
+
+pub use crate::diagnose::decode_client_message;
 use crate::version::{HEADER_LEN, MAX_DEPTH};
 
 /// Encodes a message body: MessagePack with structs as maps keyed by field name.

@@ -6,6 +6,7 @@
 
 #![deny(missing_docs)]
 
+mod bounded;
 pub mod diagnose;
 pub mod error;
 pub mod frame;
@@ -15,6 +16,7 @@ pub mod net;
 pub mod ops;
 pub mod topology;
 pub mod version;
+mod walk;
 
 pub use error::{ErrorCode, ProtocolError, WireError};
 pub use message::{

@@ -24,15 +24,17 @@ fn is_false(b: &bool) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
     /// The bridges of the hidden namespace.
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub bridges: Vec<BridgeDef>,
     /// The routers, each a namespace of its own.
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub routers: Vec<RouterDef>,
 }
 
 /// A bridge in the hidden namespace: the L2 segment of one IPv4 subnet.
 ///
 /// Since protocol 1.1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BridgeDef {
     /// Its name (stable: derived from the subnet).
     pub name: IfName,
@@ -48,15 +50,19 @@ pub struct RouterDef {
     /// Its namespace's name.
     pub name: NsName,
     /// Its interfaces.
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub interfaces: Vec<InterfaceDef>,
     /// Its routes, in every table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub routes: Vec<RouteDef>,
     /// Its policy rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub rules: Vec<RuleDef>,
     /// Sysctls set in its namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub sysctls: Vec<SysctlDef>,
     /// The `ipset save` payload to restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,6 +83,7 @@ pub struct InterfaceDef {
     pub up: bool,
     /// Its addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 100_000>")]
     pub addrs: Vec<AddrDef>,
     /// The bridge its hidden end is attached to (that of its first subnet); absent for an
     /// interface without an IPv4 address outside loopback.
@@ -146,6 +153,7 @@ pub struct RouteDef {
     pub onlink: bool,
     /// Multipath nexthops.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub nexthops: Vec<NextHop>,
 }
 

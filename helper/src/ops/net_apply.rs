@@ -435,6 +435,28 @@ async fn firewall_job(ctx: &OpCtx<'_>, job: FirewallJob) -> Result<FirewallDone,
     })
 }
 
+/// Whether checking or comparing `t` may take more than about a millisecond of CPU.
+fn is_big(t: &Topology) -> bool {
+    let items: usize = t
+        .routers
+        .iter()
+        .map(|r| 1 + r.interfaces.len() + r.routes.len() + r.rules.len() + r.sysctls.len())
+        .sum();
+    items + t.bridges.len() > 2000
+}
+
+/// Runs `f`, which may take a while of CPU when `big`, without holding up a runtime worker
+/// (the other tasks of this worker move to another thread meanwhile).
+fn off_worker<T>(big: bool, f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if big && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,
     args: NetApply,
@@ -443,7 +465,8 @@ pub(super) async fn handle(
     super::require_admin(ctx, "apply a network")?;
     let helper = ctx.helper;
     let hidden = helper.config.hidden_ns.clone();
-    network::validate(&args.topology, &hidden)?;
+    let big = is_big(&args.topology);
+    off_worker(big, || network::validate(&args.topology, &hidden))?;
     let desired = network::effective(&args.topology, args.policy_tables);
     let record = helper.registry.store().load_net()?;
     let hidden_there = helper.registry.is_managed(&hidden);
@@ -468,7 +491,7 @@ pub(super) async fn handle(
         _ => Vec::new(),
     };
 
-    let d = network::diff(&current, &desired);
+    let d = off_worker(big, || network::diff(&current, &desired));
     let count = |r: &RouterDef| 1 + r.interfaces.len() * 2 + r.routes.len() + r.rules.len() + 2;
     let total = 1
         + d.add_bridges.len()

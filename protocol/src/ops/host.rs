@@ -33,6 +33,7 @@ pub struct HostAdd {
     /// More addresses, reachable from inside the host only (on dummy interfaces, or on `lo`
     /// where the kernel has no dummy driver).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub secondaries: Vec<Cidr>,
     /// A label (e.g. a job id) for `host_clean`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -57,6 +57,18 @@ macro_rules! define_ops {
             }
         }
 
+        impl Op {
+            /// Decodes the arguments of operation `name` straight from `body`, the bytes of one
+            /// operation map (its `"op"` key is ignored as an unknown field), with nothing
+            /// buffered on the way; `None` for an unknown name.
+            pub fn decode_args(name: &str, body: &[u8]) -> Option<Result<Op, crate::ProtocolError>> {
+                match name {
+                    $( $name => Some(crate::frame::decode_body::<$args>(body).map(Op::$variant)), )+
+                    _ => None,
+                }
+            }
+        }
+
         impl OpResult {
             /// The wire name of the operation this result belongs to.
             pub fn name(&self) -> &'static str {

@@ -253,6 +253,7 @@ pub struct RouteSpec {
     pub onlink: bool,
     /// Multipath nexthops (instead of `via`/`dev`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub nexthops: Vec<NextHop>,
 }
 

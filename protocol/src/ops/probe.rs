@@ -147,6 +147,7 @@ pub struct TraceResult {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeReach {
     /// The source hosts, one per router to test (1 to 16, each on another router).
+    #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub from: Vec<NsName>,
     /// The destination (IPv4).
     pub dst: Ip,
@@ -211,16 +212,51 @@ pub struct ReachResult {
     pub routers: Vec<ReachRouter>,
 }
 
+/// Longest `probe_reach` service list accepted, in bytes.
+pub const PORTS_MAX_LEN: usize = 1024;
+
+/// Most items (comma-separated ports or ranges) in a `probe_reach` service list.
+pub const PORTS_MAX_ITEMS: usize = 100;
+
+/// A client's text quoted for an error message: escaped, and cut short if it is long.
+fn quoted(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{s:?}"),
+        Some((at, _)) => format!("{:?}… ({} bytes)", &s[..at], s.len()),
+    }
+}
+
 /// Parses a service list such as `22,80,443/tcp,53/udp,1000-1010/udp` into (port, protocol)
 /// pairs, in order, without duplicates; at most `max` of them.
+///
+/// Linear and bounded whatever the text: at most [`PORTS_MAX_LEN`] bytes and
+/// [`PORTS_MAX_ITEMS`] items, and a range is counted before it is expanded.
 pub fn parse_services(spec: &str, max: usize) -> Result<Vec<(u16, crate::ops::Transport)>, String> {
+    if spec.len() > PORTS_MAX_LEN {
+        return Err(format!(
+            "{}: a service list is at most {PORTS_MAX_LEN} bytes",
+            quoted(spec)
+        ));
+    }
     let mut out: Vec<(u16, crate::ops::Transport)> = Vec::new();
-    for item in spec.split(',').map(str::trim) {
+    for (index, item) in spec.split(',').map(str::trim).enumerate() {
+        if index >= PORTS_MAX_ITEMS {
+            return Err(format!(
+                "{}: a service list has at most {PORTS_MAX_ITEMS} items",
+                quoted(spec)
+            ));
+        }
         if item.is_empty() {
-            return Err(format!("{spec:?}: an empty item"));
+            return Err(format!("{}: an empty item", quoted(spec)));
         }
         let (ports, proto) = match item.split_once('/') {
-            Some((p, proto)) => (p, proto.parse::<crate::ops::Transport>()?),
+            Some((p, proto)) => (
+                p,
+                proto
+                    .parse::<crate::ops::Transport>()
+                    .map_err(|_| format!("{}: not tcp or udp", quoted(proto)))?,
+            ),
             None => (item, crate::ops::Transport::Tcp),
         };
         let port = |s: &str| -> Result<u16, String> {
@@ -228,21 +264,27 @@ pub fn parse_services(spec: &str, max: usize) -> Result<Vec<(u16, crate::ops::Tr
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{s:?} is not a port (1-65535)"))
+                .ok_or_else(|| format!("{} is not a port (1-65535)", quoted(s)))
         };
         let (lo, hi) = match ports.split_once('-') {
             Some((a, b)) => (port(a)?, port(b)?),
             None => (port(ports)?, port(ports)?),
         };
         if lo > hi {
-            return Err(format!("{item:?}: the range goes down"));
+            return Err(format!("{}: the range goes down", quoted(item)));
+        }
+        let too_many = || format!("{} names more than {max} services", quoted(spec));
+        // Counted before it is expanded: a range wider than the list may hold is refused at once.
+        if usize::from(hi - lo) >= max.saturating_add(1) {
+            return Err(too_many());
         }
         for p in lo..=hi {
+            // At most `max` + 1 entries: the search is bounded.
             if !out.contains(&(p, proto)) {
                 out.push((p, proto));
             }
             if out.len() > max {
-                return Err(format!("{spec:?} names more than {max} services"));
+                return Err(too_many());
             }
         }
     }
@@ -275,5 +317,29 @@ mod tests {
         for bad in ["", "0", "22,", "70000", "10-5", "80/sctp", "a-b", "1-200"] {
             assert!(parse_services(bad, 100).is_err(), "{bad}");
         }
+        assert!(parse_services("1-65535", 100).is_err());
+    }
+
+    /// Finding 4: `"1-100" + ",1-100"` × 2.7 M took seconds of a runtime worker. Refused now
+    /// for its length, and a list of many items for their count, naming the value.
+    #[test]
+    fn hostile_service_lists_are_refused_at_once() {
+        let mut spec = "1-100".to_owned();
+        spec.push_str(&",1-100".repeat(2_700_000));
+        let e = parse_services(&spec, 100).unwrap_err();
+        assert!(
+            e.contains("at most 1024 bytes") && e.contains("\"1-100,1-100"),
+            "{e}"
+        );
+        assert!(e.contains("16200005 bytes"), "{e}");
+        let many = vec!["22"; 101].join(",");
+        let e = parse_services(&many, 100).unwrap_err();
+        assert!(e.contains("at most 100 items"), "{e}");
+        // The longest list that passes stays quick: 100 items, 100 services.
+        let most = (1..=100)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(parse_services(&most, 100).unwrap().len(), 100);
     }
 }
