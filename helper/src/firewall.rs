@@ -8,6 +8,9 @@ use crate::error::{HelperError, chain};
 use crate::payload;
 use crate::tools::{self, Output, Tool};
 
+/// Payloads up to this size are screened on the runtime worker; larger ones off it.
+const SCREEN_INLINE_BYTES: usize = 64 * 1024;
+
 /// Runs `tool` with `args` inside namespace `ns` (inode `ino`), with `stdin` as its input.
 ///
 /// Every payload for a restoring tool passes the screening of [`payload`] first, and every
@@ -36,10 +39,17 @@ pub async fn run(
         )));
     }
     if let Some(text) = stdin.as_ref().filter(|_| helper.screens_payloads()) {
-        match tool {
-            Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text)?,
-            Tool::Ipset => payload::check_ipset(text)?,
-            _ => {}
+        let screen = || match tool {
+            Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text),
+            Tool::Ipset => payload::check_ipset(text),
+            _ => Ok(()),
+        };
+        // Screening is linear, but a payload of megabytes takes milliseconds: off the
+        // runtime worker then (the runtime is multi-threaded, so the others go on).
+        if text.len() > SCREEN_INLINE_BYTES {
+            tokio::task::block_in_place(screen)?;
+        } else {
+            screen()?;
         }
     }
     let mut command = tools::command(path, args);

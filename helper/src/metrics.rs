@@ -43,11 +43,21 @@ impl Metrics {
     }
 
     /// The statistics of every operation kind that has run, by name.
+    ///
+    /// The histograms are copied under the lock and read outside it: every operation takes
+    /// the lock to record itself, so a caller asking for `status` in a loop must not hold
+    /// it while the quantiles are computed.
     pub fn snapshot(&self) -> Vec<OpStats> {
-        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        ops.iter()
+        let ops: Vec<(&'static str, u64, u64, Histogram<u64>)> = {
+            let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+            ops.iter()
+                .map(|(op, m)| (*op, m.count, m.errors, m.latency.clone()))
+                .collect()
+        };
+        ops.into_iter()
+            .map(|(op, count, errors, latency)| (op, OpMetric { count, errors, latency }))
             .map(|(op, m)| OpStats {
-                op: (*op).to_owned(),
+                op: op.to_owned(),
                 count: m.count,
                 errors: m.errors,
                 p50_us: m.latency.value_at_quantile(0.50),
