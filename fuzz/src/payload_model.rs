@@ -57,8 +57,11 @@ fn c_isspace(b: u8) -> bool {
 /// `strtok(from, delims)` on the C string `buf` (NUL-terminated by the end of the vector):
 /// the token's start, and where the next call starts; writes the NUL after the token.
 fn strtok(buf: &mut [u8], from: usize, delims: &[u8]) -> Option<(usize, usize)> {
-    let len = cstr(buf).len();
-    let mut start = from.min(len);
+    // The string strtok works on runs from `from` to the next NUL (a NUL it wrote before
+    // ends the previous token, not this one).
+    let from = from.min(buf.len());
+    let len = from + cstr(&buf[from..]).len();
+    let mut start = from;
     while start < len && delims.contains(&buf[start]) {
         start += 1;
     }

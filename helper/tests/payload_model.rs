@@ -93,6 +93,17 @@ fn the_model_sees_the_attacks() {
     assert_eq!(payload_model::iptables_danger(words).as_deref(), Some("-j"));
     assert!(tsim_helper::payload::check_iptables(&idle).is_err());
 
+    // Counters: strtok's NULs end the counters, not the rule (the campaign's first finding was
+    // this model's strtok getting it wrong).
+    let counted = "*filter\n[0:0] -A INPUT -j ACCEPT\nCOMMIT\n";
+    let lines = payload_model::iptables_restore(counted.as_bytes());
+    let words: Vec<&[u8]> = vec![b"-A", b"INPUT", b"-j", b"ACCEPT"];
+    assert!(
+        matches!(&lines[1].1, payload_model::IptablesLine::Rule(w) if w.iter().map(Vec::as_slice).eq(words.iter().copied())),
+        "{lines:?}"
+    );
+    payload_model::agree(counted);
+
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/seeds/payload");
     for entry in std::fs::read_dir(dir).expect("the payload seeds") {
         let path = entry.expect("a seed").path();
