@@ -54,8 +54,9 @@ dict_for() {
 row() {
   local dir=$1 target=$2 log="$1/$2.log"
   local last execs cov ft time_s rate state crashes units
-  last=$(grep -aE '^#[0-9]+: (cov|pulse|DONE|NEW|REDUCE|INITED)' "$log" 2>/dev/null | grep -a 'cov:' | tail -1 || true)
-  execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
+  # libFuzzer's status lines: "#N<tab>NEW|REDUCE|pulse|DONE  cov: C ft: F corp: ...".
+  last=$(grep -aE '^#[0-9]+[[:space:]]' "$log" 2>/dev/null | grep -a 'cov:' | tail -1 || true)
+  execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   if grep -aq '^Done [0-9]* runs in' "$log" 2>/dev/null; then
