@@ -69,6 +69,7 @@ dict_for() {
   case "$1" in
     frame | request) echo fuzz/dict/msgpack.dict ;;
     facts | compile) echo fuzz/dict/facts.dict ;;
+    payload) echo fuzz/dict/payload.dict ;;
   esac
 }
 

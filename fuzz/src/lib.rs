@@ -1,7 +1,12 @@
 //! What the fuzz targets share: the round-trip checks of wire values, the generator of
 //! structured requests, and the reading of fuzz input as facts text.
 //!
+//! The model of the firewall tools that the `payload` target checks the screen against is
+//! [`payload_model`].
+//!
 //! Every check here panics when an invariant breaks, which libFuzzer reports as a crash.
+
+pub mod payload_model;
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
