@@ -55,15 +55,14 @@ impl Metrics {
                 .collect()
         };
         ops.into_iter()
-            .map(|(op, count, errors, latency)| (op, OpMetric { count, errors, latency }))
-            .map(|(op, m)| OpStats {
+            .map(|(op, count, errors, latency)| OpStats {
                 op: op.to_owned(),
-                count: m.count,
-                errors: m.errors,
-                p50_us: m.latency.value_at_quantile(0.50),
-                p90_us: m.latency.value_at_quantile(0.90),
-                p99_us: m.latency.value_at_quantile(0.99),
-                max_us: m.latency.max(),
+                count,
+                errors,
+                p50_us: latency.value_at_quantile(0.50),
+                p90_us: latency.value_at_quantile(0.90),
+                p99_us: latency.value_at_quantile(0.99),
+                max_us: latency.max(),
             })
             .collect()
     }
