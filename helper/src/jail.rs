@@ -2,7 +2,7 @@
 //!
 //! Each `iptables-restore`, `iptables-save`, `ip6tables-*` and `ipset` run gets, in the child
 //! between fork and exec ([`Jail::attach`]), in this order:
-//! 1. a mount namespace of the tools (made once at start, see [`mount_namespace`]; entered
+//! 1. a mount namespace of the tools (made once at start, see `mount_namespace`; entered
 //!    with `setns`): `/` recursively private, `/run`, `/tmp`, `/var/tmp` and `/dev/shm`
 //!    hidden behind empty read-only tmpfs mounts (no pathname socket of the host is
 //!    reachable there), then the whole tree read-only and nosuid (`mount_setattr`);

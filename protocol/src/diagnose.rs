@@ -4,7 +4,7 @@
 //!
 //! [`decode_client_message`] never builds a tree of the message (serde's internally tagged
 //! enums buffer the whole value into one before they choose a variant, and a value can cost
-//! 30 to 40 times its encoded size there). A [`Walker`] finds the top-level keys in place: the
+//! 30 to 40 times its encoded size there). A `Walker` finds the top-level keys in place: the
 //! `"type"` tag, a request's `"id"`, `"atomic"` and `"progress"`, and the header of its `"ops"`
 //! array, which carries the operation count up front. A request with more than `max_ops`
 //! operations is refused there, before any operation is decoded. Each operation's bytes are
@@ -15,8 +15,6 @@
 //!
 //! [`diagnose`] is the same decoder without the operation limit, for a body already known not
 //! to decode.
-//!
-//! [`Walker`]: crate::walk::Walker
 
 use std::ops::Range;
 
