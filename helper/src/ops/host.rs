@@ -116,13 +116,7 @@ pub(super) async fn add(
         }
     };
     hosts::check_bridge(&net.topology, &placement, &args.router, &args.ip)?;
-    hosts::check_claims(
-        &net.topology,
-        &placement,
-        &args.router,
-        &args.ip,
-        &args.secondaries,
-    )?;
+    hosts::check_claims(&net.topology, &args.secondaries)?;
     let facet = HostFacet {
         ip: args.ip,
         secondaries: args.secondaries.clone(),
