@@ -40,7 +40,9 @@ struct RootDir(PathBuf);
 
 impl RootDir {
     fn new(name: &str) -> Self {
-        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        // Not under /tmp, /run, /var/tmp or /dev/shm, which the jail hides (nor under the
+        // checkout, which may be there).
+        let base = Path::new("/var/cache/tsim-tests");
         std::fs::create_dir_all(base).unwrap();
         let dir = base.join(format!("{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -244,7 +246,7 @@ impl Drop for TestNs {
 
 /// Runs the probe (the helper binary itself) in the jail, or without it, inside `ns`;
 /// returns its output lines.
-fn probe(ns: &TestNs, jailed: bool, probes: &[String]) -> String {
+fn probe(ns: &TestNs, jailed: bool, program: &Path, probes: &[String]) -> String {
     let helper = binary("tsim-helper");
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ns.0]).arg(&helper);
@@ -252,7 +254,7 @@ fn probe(ns: &TestNs, jailed: bool, probes: &[String]) -> String {
         cmd.arg("--test-no-jail");
     }
     cmd.arg("--test-jail-run")
-        .arg(&helper)
+        .arg(program)
         .arg("--test-jail-probe")
         .args(probes)
         .stdin(Stdio::null());
@@ -266,6 +268,17 @@ fn a_jailed_program_cannot_write_run_connect_or_signal() {
     require_priv!();
     let dir = RootDir::new("jail-probe");
     let ns = TestNs::new();
+    // The probe is the helper binary, run from where the jail can see it.
+    let bin = RootDir::new("jail-bin");
+    std::fs::set_permissions(&bin.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = bin.0.join("tsim-helper");
+    let copied = Command::new("install")
+        .args(["-m", "0755"])
+        .arg(binary("tsim-helper"))
+        .arg(&program)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let existing = dir.0.join("existing");
     let socket = dir.0.join("sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
@@ -281,7 +294,7 @@ fn a_jailed_program_cannot_write_run_connect_or_signal() {
             format!("signal={}", sleeper.id()),
             "bind=127.0.0.1:0".to_owned(),
         ];
-        let out = probe(&ns, jailed, &probes);
+        let out = probe(&ns, jailed, &program, &probes);
         std::thread::sleep(Duration::from_millis(100));
         let status = sleeper.try_wait().unwrap();
         let alive = status.is_none();
