@@ -146,10 +146,12 @@ impl<'a> Decoder<'a> {
                 Some("progress") => &mut fields.progress,
                 _ => continue,
             };
+            // A key given twice: the first one counts (as in the value the client built).
             if slot.is_some() {
                 fields.twice = fields.twice.or(name);
+            } else {
+                *slot = Some(range);
             }
-            *slot = Some(range);
         }
         self.trailing(&w)?;
         let Some(ty) = fields.ty.clone().and_then(|r| self.str_at(r)) else {
