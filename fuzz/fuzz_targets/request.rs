@@ -16,7 +16,7 @@ use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
 use rmpv::Value;
 use tsim_fuzz::{encode_value, request, round_trip};
-use tsim_protocol::diagnose::diagnose;
+use tsim_protocol::diagnose::decode_client_message;
 use tsim_protocol::frame::decode_body;
 use tsim_protocol::{ClientMessage, Op, OpResult, Request};
 
@@ -62,10 +62,10 @@ fn structured(data: &[u8]) {
         return;
     };
     let body = encode_value(&value);
-    match decode_body::<ClientMessage>(&body) {
+    // Decoded as the helper decodes it (the bounded decoder).
+    match decode_client_message(&body, usize::MAX) {
         Ok(msg) => round_trip(&msg),
-        Err(_) => {
-            let d = diagnose(&body);
+        Err(d) => {
             let Value::Map(entries) = &value else {
                 unreachable!("the generator makes maps")
             };
