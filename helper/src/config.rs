@@ -140,6 +140,14 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub quota_services: u32,
 
+    /// Per-uid quota of kernel objects made in the uid's namespaces: links, addresses,
+    /// routes, rules, neighbours, firewall rules and chains, set entries (a hash or list set
+    /// counts 64, a bitmap set 4096). Kernel memory is not charged to whoever asked, so this
+    /// is what keeps one member from leaving the machine short of it. Root and the admin
+    /// group are not counted.
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub quota_objects: u64,
+
     /// Shortest IPv4 prefix a host may have unless root or the admin group adds it (a wide
     /// subnet's gateway would change routing on the router for everyone); IPv6 hosts of
     /// members need /64 or longer.

@@ -48,6 +48,8 @@ pub struct Helper {
     pub pool_wanted: tokio::sync::Notify,
     /// The next number for a pooled namespace's name.
     pub pool_serial: AtomicU64,
+    /// When each uid's namespaces were last all counted for `--quota-objects`.
+    pub budget: crate::budget::Remeasured,
     next_txn: AtomicU64,
     started: Instant,
 }
@@ -101,6 +103,7 @@ impl Helper {
             dummy_driver: AtomicU8::new(0),
             pool_wanted: tokio::sync::Notify::new(),
             pool_serial: AtomicU64::new(0),
+            budget: Default::default(),
             next_txn: AtomicU64::new(1),
             started: Instant::now(),
         };

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod batch;
+pub mod budget;
 pub mod caps;
 pub mod codec;
 pub mod config;

@@ -458,6 +458,31 @@ pub fn check_ipset(payload: &str) -> Result<(), HelperError> {
                 ),
             ));
         }
+        if command == "create" {
+            check_hashsize(&words).map_err(|why| refused(n, text, &why))?;
+        }
+    }
+    Ok(())
+}
+
+/// The largest `hashsize` a `create` line may ask for: the kernel allocates the bucket
+/// table (8 bytes a bucket) when the set is made, whatever it will hold, so one line could
+/// otherwise take gigabytes. Tables grow by themselves as entries are added.
+pub const IPSET_MAX_HASHSIZE: u64 = 65_536;
+
+/// Refuses a `create` line's `hashsize` past [`IPSET_MAX_HASHSIZE`] (or not in decimal).
+fn check_hashsize(words: &[String]) -> Result<(), String> {
+    for (at, _) in words.iter().enumerate().filter(|(_, w)| *w == "hashsize") {
+        let value = words.get(at + 1).map(String::as_str).unwrap_or("");
+        let ok = !value.is_empty()
+            && value.len() <= 6
+            && value.bytes().all(|b| b.is_ascii_digit())
+            && value.parse::<u64>().is_ok_and(|v| v <= IPSET_MAX_HASHSIZE);
+        if !ok {
+            return Err(format!(
+                "hashsize {value:?}: at most {IPSET_MAX_HASHSIZE}, in decimal (the kernel allocates the whole table at once; it grows as entries are added)"
+            ));
+        }
     }
     Ok(())
 }
@@ -501,6 +526,21 @@ mod tests {
             Err(HelperError::InvalidArgument(m)) => m,
             other => panic!("not refused as invalid: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_set_table_is_capped() {
+        assert!(check_ipset("create s hash:ip hashsize 65536\n").is_ok());
+        assert!(check_ipset("create s hash:ip maxelem 1000000\nadd s 10.0.0.1\n").is_ok());
+        for bad in ["67108864", "65537", "0x10000", "", "1e9", "0065536000"] {
+            let payload = format!("create s hash:ip hashsize {bad}\n");
+            match check_ipset(&payload) {
+                Err(HelperError::NotAllowed(m)) => assert!(m.contains("hashsize"), "{m}"),
+                other => panic!("{payload:?} was not refused: {other:?}"),
+            }
+        }
+        // Quoted, as the tool reads it.
+        assert!(check_ipset("create s hash:ip \"hashsize\" 1048576\n").is_err());
     }
 
     #[test]

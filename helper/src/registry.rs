@@ -15,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use tsim_protocol::ops::NsInfo;
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
+use crate::budget::{Counts, Part};
 use crate::error::{HelperError, chain};
 use crate::netlink::Netlink;
 use crate::netns::{Netns, PathState};
@@ -61,6 +62,8 @@ struct Entry {
     record: NsRecord,
     phase: Phase,
     netlink: Option<Netlink>,
+    /// Its kernel objects, for `--quota-objects` (see [`crate::budget`]).
+    objects: Counts,
 }
 
 /// The helper's managed namespaces.
@@ -152,6 +155,7 @@ impl Registry {
                             record,
                             phase: Phase::Ready,
                             netlink: None,
+                            objects: Counts::default(),
                         },
                     );
                     recovery.adopted.push(name);
@@ -336,6 +340,8 @@ impl Registry {
                 record: record.clone(),
                 phase: Phase::Creating { txn },
                 netlink: None,
+                // Nothing in it yet (a loopback link the budget's slack covers).
+                objects: Counts::empty(),
             },
         );
         drop(entries);
@@ -692,6 +698,80 @@ impl Registry {
         }
     }
 
+    /// The object counts of `name` and the sum of those of `uid`'s other namespaces.
+    pub fn objects(&self, name: &NsName, uid: u32) -> (Counts, u64) {
+        let entries = self.lock();
+        let mine = entries.get(name).map(|e| e.objects).unwrap_or_default();
+        let others = entries
+            .iter()
+            .filter(|(n, e)| e.record.owner_uid == uid && *n != name)
+            .map(|(_, e)| e.objects.total())
+            .fold(0, u64::saturating_add);
+        (mine, others)
+    }
+
+    /// Under one lock: sets `part` of `name` to `base` when given, then adds `add` to it
+    /// if `uid`'s total stays within `quota` and every count that `exact` names is known.
+    /// `Err` carries the total the charge would reach (`None`: a count must be measured
+    /// first).
+    pub fn charge_objects(
+        &self,
+        name: &NsName,
+        uid: u32,
+        (part, base, add): (Part, Option<u64>, u64),
+        quota: u64,
+    ) -> Result<(), Option<u64>> {
+        let mut entries = self.lock();
+        let others = entries
+            .iter()
+            .filter(|(n, e)| e.record.owner_uid == uid && *n != name)
+            .map(|(_, e)| e.objects.total())
+            .fold(0, u64::saturating_add);
+        let Some(entry) = entries.get_mut(name) else {
+            return Ok(());
+        };
+        if let Some(b) = base {
+            *entry.objects.slot(part) = Some(b);
+        }
+        if entry.objects.netlink.is_none() || entry.objects.get(part).is_none() {
+            return Err(None);
+        }
+        let total = others
+            .saturating_add(entry.objects.total())
+            .saturating_add(add);
+        if total > quota {
+            return Err(Some(total));
+        }
+        let slot = entry.objects.slot(part);
+        *slot = Some(slot.unwrap_or(0).saturating_add(add));
+        Ok(())
+    }
+
+    /// Sets `part` of `name` to a measured `count`.
+    pub fn set_objects(&self, name: &NsName, part: Part, count: u64) {
+        if let Some(e) = self.lock().get_mut(name) {
+            *e.objects.slot(part) = Some(count);
+        }
+    }
+
+    /// Takes `n` deleted netlink objects off the count of `name` (still an upper bound).
+    pub fn uncharge_objects(&self, name: &NsName, n: u64) {
+        if let Some(e) = self.lock().get_mut(name)
+            && let Some(c) = e.objects.netlink.as_mut()
+        {
+            *c = c.saturating_sub(n);
+        }
+    }
+
+    /// `uid`'s namespaces other than `except`, with their inodes and open sockets.
+    pub fn owned_by(&self, uid: u32, except: &NsName) -> Vec<(NsName, u64, Option<Netlink>)> {
+        self.lock()
+            .iter()
+            .filter(|(n, e)| e.record.owner_uid == uid && *n != except && e.phase == Phase::Ready)
+            .map(|(n, e)| (n.clone(), e.record.netns_ino, e.netlink.clone()))
+            .collect()
+    }
+
     /// The committed namespaces, sorted by name.
     pub fn list(&self) -> Vec<NsInfo> {
         self.lock()
@@ -753,6 +833,7 @@ mod tests {
             record,
             phase: Phase::Ready,
             netlink: None,
+            objects: Counts::default(),
         };
         (name, e)
     }

@@ -7,6 +7,7 @@ use tsim_protocol::ops::{AddrSpec, Done};
 
 use super::OpCtx;
 use crate::batch::Txn;
+use crate::budget::{self, Part};
 use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
@@ -19,6 +20,12 @@ pub(super) async fn handle(
     let h = ctx.ns_mut(&args.ns).await?;
     // Any address: one on `lo` or a dummy is answered for on eth0 too (ARP).
     ctx.guard_host_eth0(&h, true, "add an address")?;
+    ctx.charge(
+        &h,
+        (Part::Netlink, None, budget::ADDRESS_WEIGHT),
+        "add an address",
+    )
+    .await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let msg = nlmsg::addr_message(&args, index)?;
     let what = format!("add address {} to {}", args.addr, args.dev);

@@ -55,5 +55,6 @@ pub(super) async fn handle(
         txn.changed(&h.name, what, Undo::Netlink(gone));
     }
     result?;
+    ctx.uncharge(&h, 1);
     Ok(OpResult::AddrDelete(Done {}))
 }

@@ -6,6 +6,7 @@ use tsim_protocol::ops::{Done, IpsetRestore};
 
 use super::OpCtx;
 use crate::batch::Txn;
+use crate::budget::{self, Part};
 use crate::error::HelperError;
 use crate::firewall;
 use crate::tools::Tool;
@@ -21,9 +22,16 @@ pub(super) async fn handle(
         crate::payload::check_ipset(&args.payload)?;
     }
     let h = ctx.ns_mut(&args.ns).await?;
-    if !h.fresh {
+    let add = budget::ipset_objects(&args.payload);
+    if h.fresh {
+        ctx.charge(&h, (Part::Ipset, None, add), "restore sets")
+            .await?;
+    } else {
         let before =
             firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, &["save"], None).await?;
+        let now = budget::ipset_objects(&before);
+        ctx.charge(&h, (Part::Ipset, Some(now), add), "restore sets")
+            .await?;
         txn.changed(&h.name, "ipset restore", Undo::Ipset { payload: before });
     }
     let argv: &[&str] = if args.exist {

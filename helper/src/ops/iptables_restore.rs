@@ -6,6 +6,7 @@ use tsim_protocol::ops::{Done, IptablesRestore};
 
 use super::OpCtx;
 use crate::batch::Txn;
+use crate::budget::{self, Part};
 use crate::error::HelperError;
 use crate::firewall;
 use crate::undo::Undo;
@@ -21,9 +22,29 @@ pub(super) async fn handle(
     }
     let h = ctx.ns_mut(&args.ns).await?;
     let (save, restore) = firewall::iptables_tools(args.ipv6);
+    let part = if args.ipv6 {
+        Part::Ip6tables
+    } else {
+        Part::Iptables
+    };
     // A namespace this request created needs no undo of its own: removing it removes this.
-    if !h.fresh {
+    // Its rules so far are what this request restored, already counted.
+    if h.fresh {
+        let (_, after) = budget::iptables_after("", &args.payload, true);
+        ctx.charge(&h, (part, None, after), "restore firewall rules")
+            .await?;
+    } else {
         let before = firewall::run_checked(ctx.helper, &h.name, h.ino, save, &[], None).await?;
+        let (now, after) = budget::iptables_after(&before, &args.payload, args.noflush);
+        // Counted as the rules in force now plus what the payload makes, or, without
+        // --noflush, as the tables the payload leaves plus its own.
+        let (base, add) = if after >= now {
+            (now, after - now)
+        } else {
+            (after, 0)
+        };
+        ctx.charge(&h, (part, Some(base), add), "restore firewall rules")
+            .await?;
         let undo = Undo::Iptables {
             ipv6: args.ipv6,
             payload: firewall::restoring_payload(&before),

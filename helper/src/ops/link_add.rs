@@ -15,6 +15,7 @@ use tsim_protocol::ops::{LINK_GROUP, LinkAddBridge, LinkAddDummy, LinkAddVeth, L
 
 use super::{NsHandle, OpCtx};
 use crate::batch::Txn;
+use crate::budget::{self, Part};
 use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
@@ -111,6 +112,19 @@ pub(super) async fn veth(
     } else {
         ctx.ns_mut(&args.peer_ns).await?
     };
+    if b.name == a.name {
+        ctx.charge(
+            &a,
+            (Part::Netlink, None, 2 * budget::LINK_WEIGHT),
+            "add a veth pair",
+        )
+        .await?;
+    } else {
+        ctx.charge(&a, (Part::Netlink, None, budget::LINK_WEIGHT), "add a veth")
+            .await?;
+        ctx.charge(&b, (Part::Netlink, None, budget::LINK_WEIGHT), "add a veth")
+            .await?;
+    }
     let (master, peer_master) = futures::try_join!(
         master_index(&a, args.master.as_ref()),
         master_index(&b, args.peer_master.as_ref())
@@ -169,6 +183,12 @@ pub(super) async fn bridge(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.charge(
+        &h,
+        (Part::Netlink, None, budget::LINK_WEIGHT),
+        "add a bridge",
+    )
+    .await?;
     let mut link = base(args.name.as_str(), args.mtu, None, args.up);
     let mut info = vec![LinkInfo::Kind(InfoKind::Bridge)];
     if let Some(ageing) = args.ageing_time {
@@ -190,6 +210,12 @@ pub(super) async fn dummy(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.charge(
+        &h,
+        (Part::Netlink, None, budget::LINK_WEIGHT),
+        "add a dummy",
+    )
+    .await?;
     let mut link = base(args.name.as_str(), args.mtu, None, args.up);
     link.attributes
         .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(

@@ -18,5 +18,6 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkDelete) -> Result<OpResult
         format!("delete link {}", args.name)
     })
     .await?;
+    ctx.uncharge(&h, 1);
     Ok(OpResult::LinkDelete(Done {}))
 }

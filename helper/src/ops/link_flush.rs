@@ -30,6 +30,7 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkFlush) -> Result<OpResult,
         })
         .await?;
     }
+    ctx.uncharge(&h, ours as u64);
     Ok(OpResult::LinkFlush(Flushed {
         count: u32::try_from(ours).unwrap_or(u32::MAX),
     }))

@@ -6,6 +6,7 @@ use tsim_protocol::{NsName, Op, OpResult};
 
 use crate::auth::Peer;
 use crate::batch::Txn;
+use crate::budget::{self, Part};
 use crate::context::Helper;
 use crate::error::HelperError;
 use crate::netlink::Netlink;
@@ -136,6 +137,74 @@ impl<'a> OpCtx<'a> {
             "Cannot {what} in host {}: its eth0 (address, MAC, routes) is set by host_add and faces a shared bridge; only root or the admin group may change it",
             h.name
         )))
+    }
+
+    /// Charges `add` objects of `part` to the caller's `--quota-objects` before a change in
+    /// `h` (see [`crate::budget`]): `quota_exceeded` if the uid's namespaces would hold more.
+    /// `base` is the part's count in `h` when the caller has just read it (a firewall
+    /// change reads the rules in force for its undo). Root and the admin group are not
+    /// counted.
+    pub async fn charge(
+        &self,
+        h: &NsHandle,
+        (part, base, add): (Part, Option<u64>, u64),
+        what: &str,
+    ) -> Result<(), HelperError> {
+        if self.peer.admin {
+            return Ok(());
+        }
+        let helper = self.helper;
+        let (uid, quota) = (self.peer.uid, helper.config.quota_objects);
+        let charge = |base| {
+            helper
+                .registry
+                .charge_objects(&h.name, uid, (part, base, add), quota)
+        };
+        if charge(base).is_ok() {
+            return Ok(());
+        }
+        // Measure before refusing: this namespace first, then (not too often) the uid's others.
+        let count = budget::count_netlink(&h.nl).await?;
+        helper.registry.set_objects(&h.name, Part::Netlink, count);
+        if part != Part::Netlink && helper.registry.objects(&h.name, uid).0.get(part).is_none() {
+            // Only a namespace made by this request has a firewall not read yet: it is empty.
+            helper.registry.set_objects(&h.name, part, 0);
+        }
+        let mut refused = charge(None);
+        if refused.is_err() && helper.budget.may_remeasure(uid, std::time::Instant::now()) {
+            for (name, ino, nl) in helper.registry.owned_by(uid, &h.name) {
+                let nl = match nl {
+                    Some(nl) => nl,
+                    None => match helper.netns.open_netlink(&name, ino).await {
+                        Ok(nl) => {
+                            helper.registry.store_netlink(&name, ino, nl.clone());
+                            nl
+                        }
+                        Err(_) => continue,
+                    },
+                };
+                if let Ok(count) = budget::count_netlink(&nl).await {
+                    helper.registry.set_objects(&name, Part::Netlink, count);
+                }
+            }
+            refused = charge(None);
+        }
+        match refused {
+            Ok(()) => Ok(()),
+            Err(total) => Err(HelperError::QuotaExceeded(format!(
+                "Cannot {what} in {}: uid {uid} would hold {} kernel objects in its namespaces, past its quota of {quota} (--quota-objects counts links, addresses, routes, rules, neighbours, firewall rules and set entries)",
+                h.name,
+                total.map_or_else(|| "more".to_string(), |t| t.to_string()),
+            ))),
+        }
+    }
+
+    /// Takes `n` netlink objects that were just deleted from `h` off its count (not in an
+    /// atomic request, whose undo could put them back).
+    pub fn uncharge(&self, h: &NsHandle, n: u64) {
+        if !self.atomic {
+            self.helper.registry.uncharge_objects(&h.name, n);
+        }
     }
 
     async fn resolve(&self, name: &NsName, changing: bool) -> Result<NsHandle, HelperError> {

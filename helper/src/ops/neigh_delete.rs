@@ -40,5 +40,6 @@ pub(super) async fn handle(
         what,
         Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_REPLACE)]),
     );
+    ctx.uncharge(&h, 1);
     Ok(OpResult::NeighDelete(Done {}))
 }

@@ -60,5 +60,6 @@ pub(super) async fn handle(
             Err(e) => return Err(e.into()),
         }
     }
+    ctx.uncharge(&h, u64::from(removed));
     Ok(OpResult::NeighFlush(Flushed { count: removed }))
 }

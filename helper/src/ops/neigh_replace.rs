@@ -9,6 +9,7 @@ use tsim_protocol::ops::{Done, NeighReplace};
 use super::OpCtx;
 use super::common::dump_neighs;
 use crate::batch::Txn;
+use crate::budget::Part;
 use crate::error::HelperError;
 use crate::nlmsg;
 use crate::undo::Undo;
@@ -28,6 +29,8 @@ pub(super) async fn handle(
         )));
     }
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.charge(&h, (Part::Netlink, None, 1), "set a neighbour")
+        .await?;
     let index = h.nl.link_index(args.dev.as_str()).await?;
     let ip = args.ip.0;
     let prior = dump_neighs(&h.nl, nlmsg::family_of(ip), Some(index))

@@ -11,6 +11,7 @@ use tsim_protocol::ops::{Done, RouteSpec};
 use super::OpCtx;
 use super::common::{describe_route, dump_routes, resolve_route};
 use crate::batch::Txn;
+use crate::budget::Part;
 use crate::error::HelperError;
 use crate::nlmsg::{self, Mode};
 use crate::undo::Undo;
@@ -22,6 +23,8 @@ pub(super) async fn add(
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     ctx.guard_host_eth0(&h, touches_eth0(&args), "change a route through eth0")?;
+    ctx.charge(&h, (Part::Netlink, None, 1), "add a route")
+        .await?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let what = format!("add {}", describe_route(&args));
@@ -46,6 +49,8 @@ pub(super) async fn replace(
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
     ctx.guard_host_eth0(&h, touches_eth0(&args), "change a route through eth0")?;
+    ctx.charge(&h, (Part::Netlink, None, 1), "add a route")
+        .await?;
     let req = resolve_route(&h, &args).await?;
     let msg = nlmsg::route_message(&req, Mode::Add)?;
     let family = nlmsg::family_of(req.dst.addr());
@@ -108,6 +113,7 @@ pub(super) async fn delete(
         what,
         Undo::Netlink(vec![(readd, NLM_F_CREATE | NLM_F_EXCL)]),
     );
+    ctx.uncharge(&h, 1);
     Ok(OpResult::RouteDelete(Done {}))
 }
 

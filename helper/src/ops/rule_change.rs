@@ -9,6 +9,7 @@ use tsim_protocol::ops::{Done, RuleSpec};
 use super::OpCtx;
 use super::common::dump_rules;
 use crate::batch::Txn;
+use crate::budget::Part;
 use crate::error::HelperError;
 use crate::nlmsg::{self, Mode};
 use crate::undo::Undo;
@@ -37,6 +38,8 @@ pub(super) async fn add(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;
+    ctx.charge(&h, (Part::Netlink, None, 1), "add a rule")
+        .await?;
     let msg = nlmsg::rule_message(&args, Mode::Add)?;
     let what = format!("add {}", describe(&args));
     h.nl.ack(
@@ -85,5 +88,6 @@ pub(super) async fn delete(
             NLM_F_CREATE | NLM_F_EXCL,
         )]),
     );
+    ctx.uncharge(&h, 1);
     Ok(OpResult::RuleDelete(Done {}))
 }
