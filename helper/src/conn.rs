@@ -251,7 +251,15 @@ async fn decode(conn: &Conn, body: bytes::BytesMut) -> Option<Result<ClientMessa
         () = conn.life.stop.cancelled() => return None,
     };
     let body = body.freeze();
-    let decoded = tokio::task::spawn_blocking(move || decode_client_message(&body, max_ops)).await;
+    let decoded = if crate::heavy::started() {
+        crate::heavy::run(move || decode_client_message(&body, max_ops))
+            .await
+            .ok_or("it panicked".to_string())
+    } else {
+        tokio::task::spawn_blocking(move || decode_client_message(&body, max_ops))
+            .await
+            .map_err(|e| e.to_string())
+    };
     drop(permit);
     match decoded {
         Ok(decoded) => Some(decoded),
@@ -387,17 +395,24 @@ async fn start_request(
         job.await;
     } else if immediate {
         // Many immediate operations: CPU only, never a wait, so nothing in them yields. Run
-        // them on this thread with the worker's other tasks handed to another one, one such
-        // request at a time helper-wide.
+        // them on the heavy thread, below the workers' priority (or, without it, on this
+        // thread with the worker's other tasks handed to another one), one such request at
+        // a time helper-wide; this connection reads on when it is done.
         let permit = HEAVY
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(job));
+        let runtime = tokio::runtime::Handle::current();
+        if crate::heavy::started() {
+            // A panic is caught in `batch::run`, per operation; the job itself answers.
+            let _ = crate::heavy::run(move || runtime.block_on(job)).await;
+        } else {
+            match runtime.runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| runtime.block_on(job));
+                }
+                _ => job.await,
             }
-            _ => job.await,
         }
         drop(permit);
     } else {

@@ -15,6 +15,7 @@ pub mod conn;
 pub mod context;
 pub mod error;
 pub mod firewall;
+pub mod heavy;
 pub mod hosts;
 pub mod jail;
 pub mod listener;

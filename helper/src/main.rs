@@ -69,6 +69,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     // Every thread pool starts here, in the helper's own network namespace, and checks it.
     netns::record_home().context("Cannot read the helper's network namespace")?;
     netlink::start_threads().context("Cannot start the netlink threads")?;
+    tsim_helper::heavy::start().context("Cannot start the heavy thread")?;
     let tools = Tools::discover();
     let jail = tool_jail(&config, &tools)?;
 

@@ -1,7 +1,7 @@
 //! Per-operation counters and latency histograms, reported by `status`.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -18,9 +18,14 @@ struct OpMetric {
 }
 
 /// Counters and histograms for every operation kind that has run.
+///
+/// Each kind has a lock of its own, and the map's lock is held only to find it: a `status`
+/// copies one histogram at a time, so an operation recording itself waits at most for one
+/// copy of its own kind (a few microseconds), even when the copier is the low-priority
+/// heavy thread running a member's 10,000 `status`.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    ops: Mutex<BTreeMap<&'static str, OpMetric>>,
+    ops: Mutex<BTreeMap<&'static str, Arc<Mutex<OpMetric>>>>,
 }
 
 impl Metrics {
@@ -29,12 +34,18 @@ impl Metrics {
         let us = u64::try_from(elapsed.as_micros())
             .unwrap_or(MAX_US)
             .clamp(1, MAX_US);
-        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let metric = ops.entry(op).or_insert_with(|| OpMetric {
-            count: 0,
-            errors: 0,
-            latency: Histogram::new_with_bounds(1, MAX_US, 2).expect("valid histogram bounds"),
-        });
+        let metric = {
+            let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(ops.entry(op).or_insert_with(|| {
+                Arc::new(Mutex::new(OpMetric {
+                    count: 0,
+                    errors: 0,
+                    latency: Histogram::new_with_bounds(1, MAX_US, 2)
+                        .expect("valid histogram bounds"),
+                }))
+            }))
+        };
+        let mut metric = metric.lock().unwrap_or_else(|p| p.into_inner());
         metric.count += 1;
         if !ok {
             metric.errors += 1;
@@ -44,16 +55,21 @@ impl Metrics {
 
     /// The statistics of every operation kind that has run, by name.
     ///
-    /// The histograms are copied under the lock and read outside it: every operation takes
-    /// the lock to record itself, so a caller asking for `status` in a loop must not hold
-    /// it while the quantiles are computed.
+    /// Each histogram is copied under its own lock and read outside it: every operation
+    /// takes its kind's lock to record itself, so a caller asking for `status` in a loop
+    /// must not hold it while the quantiles are computed.
     pub fn snapshot(&self) -> Vec<OpStats> {
-        let ops: Vec<(&'static str, u64, u64, Histogram<u64>)> = {
+        let kinds: Vec<(&'static str, Arc<Mutex<OpMetric>>)> = {
             let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-            ops.iter()
-                .map(|(op, m)| (*op, m.count, m.errors, m.latency.clone()))
-                .collect()
+            ops.iter().map(|(op, m)| (*op, Arc::clone(m))).collect()
         };
+        let ops: Vec<(&'static str, u64, u64, Histogram<u64>)> = kinds
+            .into_iter()
+            .map(|(op, m)| {
+                let m = m.lock().unwrap_or_else(|p| p.into_inner());
+                (op, m.count, m.errors, m.latency.clone())
+            })
+            .collect();
         ops.into_iter()
             .map(|(op, count, errors, latency)| OpStats {
                 op: op.to_owned(),
