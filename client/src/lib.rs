@@ -1,13 +1,20 @@
 //! Client side of tsim-helper: an async [`Client`], a [`BlockingClient`], and the `tsimctl`
 //! command built on them. The protocol types are re-exported as [`protocol`].
 //!
+//! Features: `cli` (default) adds the command line (`cli`, clap) and `facts` (the facts
+//! compiler, the `tsim-facts` crate, re-exported as `facts`). A program that only talks to
+//! the helper depends on this crate with `default-features = false`.
+//!
 //! Invariant: nothing here needs privileges; everything privileged is asked of the helper.
 
 pub mod blocking;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
-pub mod facts;
 pub mod network;
+
+#[cfg(feature = "facts")]
+pub use tsim_facts as facts;
 
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientError, DEFAULT_SOCKET, PendingRequest, RequestOptions};

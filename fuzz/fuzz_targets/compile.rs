@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tsim_client::facts::{self, RouterFacts};
+use tsim_facts::{self as facts, RouterFacts};
 use tsim_fuzz::{json_round_trip, round_trip, routers};
 use tsim_helper::network;
 use tsim_protocol::NsName;

@@ -11,7 +11,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use tsim_client::facts::{self, firewall, ipaddr, iproute, json, raw};
+use tsim_facts::{self as facts, firewall, ipaddr, iproute, json, raw};
 use tsim_fuzz::{round_trip, scratch_file, text};
 
 fn lines(text: &str) {

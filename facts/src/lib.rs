@@ -2,7 +2,8 @@
 //! or JSON (`<router>.json`) facts, and turning them into the topology document the helper
 //! applies.
 //!
-//! Pure: no privileges, no helper; everything here runs in the client.
+//! Pure: no privileges, no helper, no async runtime (crate `tsim-facts`, re-exported by
+//! `tsim-client` as `tsim_client::facts`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
