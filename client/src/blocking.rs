@@ -5,9 +5,9 @@ use std::path::Path;
 
 use tokio::runtime::Runtime;
 use tsim_protocol::ops::{
-    HostAdd, HostAdded, HostInfo, NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing,
-    ProbeReach, ProbeTrace, ReachResult, StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult,
-    Transport,
+    HostAdd, HostAdded, HostInfo, IptablesSave, NetApplied, NetApply, NetShown, NetTornDown,
+    NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace, ReachResult,
+    StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult, Transport,
 };
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
@@ -149,6 +149,26 @@ impl BlockingClient {
     /// Runs the quick reachability analysis: which routers forward which services.
     pub fn probe_reach(&self, args: ProbeReach) -> Result<ReachResult, ClientError> {
         self.runtime.block_on(self.client.probe_reach(args))
+    }
+
+    /// Applies a topology (root or the admin group): the simulated network becomes it.
+    pub fn net_apply(&self, args: NetApply) -> Result<NetApplied, ClientError> {
+        self.runtime.block_on(self.client.net_apply(args))
+    }
+
+    /// The applied topology, if any.
+    pub fn net_show(&self) -> Result<NetShown, ClientError> {
+        self.runtime.block_on(self.client.net_show())
+    }
+
+    /// Removes the simulated network (root or the admin group).
+    pub fn net_teardown(&self) -> Result<NetTornDown, ClientError> {
+        self.runtime.block_on(self.client.net_teardown())
+    }
+
+    /// The firewall rules of a namespace as `iptables-save` prints them.
+    pub fn iptables_save(&self, args: IptablesSave) -> Result<String, ClientError> {
+        self.runtime.block_on(self.client.iptables_save(args))
     }
 
     /// Sends a message to an echo service from inside a namespace and reads it back.

@@ -19,10 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
 use tsim_protocol::ops::{
-    HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, NsCreate, NsDelete, NsInfo,
-    NsList, Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace,
-    ReachResult, Status, StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult,
-    Transport,
+    HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, IptablesSave, NetApplied,
+    NetApply, NetShow, NetShown, NetTeardown, NetTornDown, NsCreate, NsDelete, NsInfo, NsList,
+    Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace, ReachResult,
+    Status, StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult, Transport,
 };
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
@@ -435,6 +435,39 @@ impl Client {
     pub async fn probe_reach(&self, args: ProbeReach) -> Result<ReachResult, ClientError> {
         match self.call(Op::ProbeReach(args)).await? {
             OpResult::ProbeReach(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Applies a topology (root or the admin group): the simulated network becomes it.
+    pub async fn net_apply(&self, args: NetApply) -> Result<NetApplied, ClientError> {
+        match self.call(Op::NetApply(args)).await? {
+            OpResult::NetApply(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The applied topology, if any.
+    pub async fn net_show(&self) -> Result<NetShown, ClientError> {
+        match self.call(Op::NetShow(NetShow {})).await? {
+            OpResult::NetShow(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Removes the simulated network (root or the admin group).
+    pub async fn net_teardown(&self) -> Result<NetTornDown, ClientError> {
+        match self.call(Op::NetTeardown(NetTeardown {})).await? {
+            OpResult::NetTeardown(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The firewall rules of a namespace as `iptables-save` prints them (with counters when
+    /// asked: before and after a probe, they say what the probe's packets met).
+    pub async fn iptables_save(&self, args: IptablesSave) -> Result<String, ClientError> {
+        match self.call(Op::IptablesSave(args)).await? {
+            OpResult::IptablesSave(r) => Ok(r.payload),
             other => Err(unexpected(&other)),
         }
     }

@@ -51,7 +51,15 @@ macro_rules! define_ops {
                 match self { $( Op::$variant(_) => $name, )+ }
             }
 
-            /// Whether the operation changes state (and so may need undoing in an atomic batch).
+            /// Every operation's wire name, and whether it changes state (see
+            /// [`Op::is_mutating`]). The clients' lists are checked against it
+            /// (`tests/tests/parity.rs`).
+            pub const KINDS: &'static [(&'static str, bool)] = &[$(($name, $mutating)),+];
+
+            /// Whether the operation changes state in the kernel or the helper, if only while
+            /// it runs (`probe_reach` installs counting chains in the routers). An operation
+            /// that does not is safe to send again after a lost connection: the Python
+            /// client's `IDEMPOTENT` set is exactly these.
             pub fn is_mutating(&self) -> bool {
                 match self { $( Op::$variant(_) => $mutating, )+ }
             }
@@ -178,5 +186,5 @@ define_ops! {
     /// Trace the route from inside a namespace, hop by hop.
     ProbeTrace(ProbeTrace) -> TraceResult, "probe_trace", false;
     /// The quick reachability analysis: which routers forward which services.
-    ProbeReach(ProbeReach) -> ReachResult, "probe_reach", false;
+    ProbeReach(ProbeReach) -> ReachResult, "probe_reach", true;
 }
