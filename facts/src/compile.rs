@@ -21,13 +21,12 @@
 //! duplicate) is left out with a warning that names the file and line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
 
 use tsim_protocol::net::{RouteProto, Scope, SysctlValue, TableId};
 use tsim_protocol::topology::{
     AddrDef, BridgeDef, InterfaceDef, RouteDef, RouterDef, RuleDef, SysctlDef, Topology,
 };
-use tsim_protocol::{Cidr, IfName, NsName};
+use tsim_protocol::{Cidr, IfName, NsName, naming};
 
 use super::{FactsError, RouterFacts, firewall, iproute};
 
@@ -54,28 +53,15 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
-/// The bridge name for a subnet: `br-` and the network in hex, `-` and the prefix.
+/// The bridge name for a subnet (see [`tsim_protocol::naming::bridge`]).
 pub fn bridge_name(subnet: &Cidr) -> IfName {
-    let name = match subnet.network().addr() {
-        IpAddr::V4(a) => format!("br-{:08x}-{}", u32::from(a), subnet.prefix()),
-        IpAddr::V6(a) => format!("br6{:012x}", fnv(&a.octets()) & 0xffff_ffff_ffff),
-    };
-    name.parse().expect("a valid interface name")
+    naming::bridge(subnet)
 }
 
-/// The name of an interface's veth end in the hidden namespace.
+/// The name of an interface's veth end in the hidden namespace (see
+/// [`tsim_protocol::naming::router_end`]).
 pub fn hidden_end(router: &str, interface: &str) -> IfName {
-    let key = format!("{router}/{interface}");
-    format!("v{:012x}", fnv(key.as_bytes()) & 0xffff_ffff_ffff)
-        .parse()
-        .expect("a valid interface name")
-}
-
-/// FNV-1a, 64 bits: a small, stable hash for names.
-fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    naming::router_end(router, interface)
 }
 
 /// Compiles routers' facts into a topology.

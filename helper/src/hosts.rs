@@ -261,19 +261,10 @@ pub fn check_bridge(
     Ok(())
 }
 
-/// The name of a host's veth end in the hidden namespace: `h` and 12 hex digits of a hash
-/// of its name (routers' ends start with `v`, pooled ones with `p`).
+/// The name of a host's veth end in the hidden namespace (see
+/// [`tsim_protocol::naming::host_end`]; routers' ends start with `v`, pooled ones with `p`).
 pub fn hidden_end(host: &NsName) -> IfName {
-    format!("h{:012x}", fnv(host.as_str().as_bytes()) & 0xffff_ffff_ffff)
-        .parse()
-        .expect("a valid interface name")
-}
-
-/// FNV-1a, 64 bits.
-pub fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    tsim_protocol::naming::host_end(host)
 }
 
 /// The wire view of a host record.

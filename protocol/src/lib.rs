@@ -12,6 +12,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod names;
+pub mod naming;
 pub mod net;
 pub mod ops;
 pub mod topology;

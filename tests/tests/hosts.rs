@@ -459,12 +459,9 @@ fn kill_9_during_fifty_adds_leaves_a_consistent_state() {
     add(&helper, "k-after", "10.9.9.200/24", "core").unwrap();
 }
 
-/// The hidden end name the helper gives a host (as in `hosts::hidden_end`).
+/// The hidden end name the helper gives a host.
 fn tsim_helper_hidden_end(name: &str) -> String {
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("h{:012x}", hash & 0xffff_ffff_ffff)
+    tsim_client::protocol::naming::host_end(&name.parse().unwrap()).to_string()
 }
 
 #[test]

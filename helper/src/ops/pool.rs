@@ -122,12 +122,7 @@ async fn make_one(helper: &Helper) -> Result<(), HelperError> {
     };
     let mut txn = Txn::new(id);
     let name = next_name(helper)?;
-    let parked: IfName = format!(
-        "p{:012x}",
-        hosts::fnv(name.as_str().as_bytes()) & 0xffff_ffff_ffff
-    )
-    .parse()
-    .expect("a valid interface name");
+    let parked: IfName = tsim_protocol::naming::pool_end(&name);
     helper.registry.reserve_pool(
         &name,
         now_ms(),
