@@ -225,12 +225,11 @@ pub fn route_message(req: &RouteRequest, mode: Mode) -> Result<RouteMessage, Hel
     header.scope = match (req.scope, mode) {
         (Some(scope), _) => RouteScope::from(scope.value()),
         (None, Mode::Delete) => RouteScope::NoWhere,
-        (None, Mode::Add) if kind == RouteType::Unicast && !has_gateway => RouteScope::Link,
-        (None, Mode::Add) => RouteScope::Universe,
+        (None, Mode::Add) => RouteScope::from(Scope::default_for_route(kind, has_gateway).value()),
     };
     header.protocol = match (req.proto, mode) {
         (Some(proto), _) => RouteProtocol::from(proto.value()),
-        (None, Mode::Add) => RouteProtocol::Boot,
+        (None, Mode::Add) => RouteProtocol::from(RouteProto::DEFAULT.value()),
         (None, Mode::Delete) => RouteProtocol::Unspec,
     };
     if req.onlink {

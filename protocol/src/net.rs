@@ -409,6 +409,26 @@ named_number! {
     }
 }
 
+/// The defaults of a route that leaves them out, as the helper writes it and as `net verify`
+/// expects it back (one home for both): table main, protocol `boot` (as `ip route add`),
+/// scope link for a unicast route without a gateway and global otherwise.
+impl RouteProto {
+    /// The protocol of a route that names none.
+    pub const DEFAULT: RouteProto = RouteProto::Boot;
+}
+
+impl Scope {
+    /// The scope of a route of type `kind` that names none: link for a unicast route
+    /// without a gateway (or nexthops), global otherwise.
+    pub fn default_for_route(kind: RouteType, has_gateway: bool) -> Scope {
+        if kind == RouteType::Unicast && !has_gateway {
+            Scope::Link
+        } else {
+            Scope::Global
+        }
+    }
+}
+
 named_number! {
     /// An IP protocol number (for policy rules).
     IpProto(u8), "IP protocol" {

@@ -311,12 +311,10 @@ fn addresses(expected: &RouterDef, kernel: &RouterView, f: &mut Findings<'_>) ->
 
 /// The scope the helper gives a route that names none.
 fn default_scope(r: &RouteDef) -> Scope {
-    let unicast = r.kind.unwrap_or(RouteType::Unicast) == RouteType::Unicast;
-    if unicast && r.via.is_none() && r.nexthops.is_empty() {
-        Scope::Link
-    } else {
-        Scope::Global
-    }
+    Scope::default_for_route(
+        r.kind.unwrap_or(RouteType::Unicast),
+        r.via.is_some() || !r.nexthops.is_empty(),
+    )
 }
 
 fn route_matches(e: &RouteDef, k: &RouteInfo) -> bool {
@@ -340,7 +338,7 @@ fn route_matches(e: &RouteDef, k: &RouteInfo) -> bool {
         && e.metric.unwrap_or(0) == k.metric.unwrap_or(0)
         && e.tos.unwrap_or(0) == k.tos
         && e.scope.unwrap_or_else(|| default_scope(e)) == k.scope
-        && e.proto.unwrap_or(RouteProto::Boot) == k.proto
+        && e.proto.unwrap_or(RouteProto::DEFAULT) == k.proto
         && hops_match
 }
 
@@ -360,7 +358,7 @@ pub fn route_def(k: &RouteInfo) -> RouteDef {
         tos: (k.tos != 0).then_some(k.tos),
         // As `ip route` shows them: no `proto boot`, no default scope.
         scope: Some(k.scope).filter(|s| *s != Scope::Global),
-        proto: Some(k.proto).filter(|p| *p != RouteProto::Boot),
+        proto: Some(k.proto).filter(|p| *p != RouteProto::DEFAULT),
         onlink: false,
         nexthops: k
             .nexthops
