@@ -179,9 +179,11 @@ async fn tcp(
     let mut reply = Vec::with_capacity(message.len());
     let mut buf = vec![0u8; 16 * 1024];
     let mut detail = None;
+    let mut timed_out = false;
     while reply.len() < message.len() {
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Err(_) => {
+                timed_out = true;
                 detail = Some(format!(
                     "{} of {} bytes came back in time",
                     reply.len(),
@@ -206,7 +208,7 @@ async fn tcp(
     }
     let status = if reply == message {
         ProbeStatus::Ok
-    } else if reply.is_empty() && detail.as_deref().is_some_and(|d| d.contains("in time")) {
+    } else if reply.is_empty() && timed_out {
         ProbeStatus::Timeout
     } else {
         ProbeStatus::Mismatch
