@@ -1,36 +1,43 @@
-//! The tsim-helper daemon as a library: everything but argument parsing and process set-up,
-//! which live in `main.rs`.
+//! The tsim-helper daemon as a library. `main.rs` only calls [`daemon::main`].
 //!
-//! Start with [`server::run`] (accept loop), [`conn`] (one connection), [`batch`] (one
-//! request) and [`ops`] (one operation). Only [`netns`] changes network namespaces or
-//! their mounts; [`jail`] makes the tools' mount namespace once at start.
+//! The public surface is what other crates use, and nothing else:
+//! * [`daemon`]: the daemon's start ([`daemon::main`]);
+//! * [`config`]: the command line (the man page generator reads it);
+//! * [`payload`]: the firewall payload screen (its fuzz target and model tests);
+//! * [`network`]: the simulated network's checks and diff (the `compile` fuzz target);
+//! * [`codec`]: the frame codec (the `frame` fuzz target).
+//!
+//! Every other module is `pub(crate)`. Inside, start with `server::run` (accept loop), `conn`
+//! (one connection), `batch` (one request) and `ops` (one operation). Only `netns` changes
+//! network namespaces or their mounts; `jail` makes the tools' mount namespace once at start.
 
-pub mod auth;
-pub mod batch;
-pub mod budget;
-pub mod caps;
+pub(crate) mod auth;
+pub(crate) mod batch;
+pub(crate) mod budget;
+pub(crate) mod caps;
 pub mod codec;
 pub mod config;
-pub mod conn;
-pub mod context;
-pub mod error;
-pub mod firewall;
-pub mod heavy;
-pub mod hosts;
-pub mod jail;
-pub mod listener;
-pub mod logging;
-pub mod metrics;
-pub mod netlink;
-pub mod netns;
+pub(crate) mod conn;
+pub(crate) mod context;
+pub mod daemon;
+pub(crate) mod error;
+pub(crate) mod firewall;
+pub(crate) mod heavy;
+pub(crate) mod hosts;
+pub(crate) mod jail;
+pub(crate) mod listener;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod netlink;
+pub(crate) mod netns;
 pub mod network;
-pub mod nlmsg;
-pub mod ops;
+pub(crate) mod nlmsg;
+pub(crate) mod ops;
 pub mod payload;
-pub mod registry;
-pub mod server;
-pub mod services;
-pub mod state;
-pub mod test_hooks;
-pub mod tools;
-pub mod undo;
+pub(crate) mod registry;
+pub(crate) mod server;
+pub(crate) mod services;
+pub(crate) mod state;
+pub(crate) mod test_hooks;
+pub(crate) mod tools;
+pub(crate) mod undo;

@@ -178,11 +178,6 @@ impl Netlink {
         }
     }
 
-    /// The namespace this socket is bound to.
-    pub fn ns(&self) -> &NsName {
-        &self.ns
-    }
-
     /// An error for `action` in this namespace, without a kernel error number.
     pub fn error(
         &self,

@@ -276,11 +276,6 @@ impl StateStore {
         })
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn ns_path(&self, name: &NsName) -> PathBuf {
         self.ns_dir.join(format!("{name}.json"))
     }
