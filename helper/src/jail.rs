@@ -236,7 +236,9 @@ impl Jail {
         })
     }
 
-    /// No jail at all (a test-only switch shows with it that the attacks are real).
+    /// No jail at all (a test-only switch shows with it that the attacks are real; debug
+    /// builds only).
+    #[cfg(debug_assertions)]
     pub fn off() -> Self {
         Self {
             tools: HashMap::new(),
