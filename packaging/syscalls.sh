@@ -50,16 +50,22 @@ pkill -TERM -P "$pid" # the helper: strace -o blocks fatal signals for itself
 wait "$pid" || true
 pid=
 
-# What the unit allows: @default, the allow-listed sets, minus the deny-listed ones.
+# What the unit allows, line by line as systemd reads them.
 expand() {
   systemd-analyze syscall-filter "$1" | awk 'NR > 1 && $1 !~ /^#/ && NF {print $1}' |
     while read -r x; do case "$x" in @*) expand "$x" ;; *) echo "$x" ;; esac; done
 }
-allow=$(sed -n 's/^SystemCallFilter=\([^~].*\)/\1/p' "$unit")
-deny=$(sed -n 's/^SystemCallFilter=~\(.*\)/\1/p' "$unit")
-{ expand @default; for g in $allow; do case "$g" in @*) expand "$g" ;; *) echo "$g" ;; esac; done; } | sort -u >"$work/allow"
-for g in $deny; do case "$g" in @*) expand "$g" ;; *) echo "$g" ;; esac; done | sort -u >"$work/deny"
-comm -23 "$work/allow" "$work/deny" >"$work/allowed"
+# systemd's rule: the first SystemCallFilter= line (an allow list here, so @default is in)
+# sets the default; each later line then adds (allow) or takes away (~deny), in order.
+names() { for g in "$@"; do case "$g" in @*) expand "$g" ;; *) echo "$g" ;; esac; done | sort -u; }
+expand @default | sort -u >"$work/allowed"
+while IFS= read -r line; do
+  case "$line" in
+    "~"*) names ${line#\~} >"$work/set"; comm -23 "$work/allowed" "$work/set" >"$work/next" ;;
+    *) { cat "$work/allowed"; names $line; } | sort -u >"$work/next" ;;
+  esac
+  mv "$work/next" "$work/allowed"
+done < <(sed -n 's/^SystemCallFilter=//p' "$unit")
 awk '{ if ($2 ~ /^[a-z_0-9]+\(/) { split($2, a, "("); print a[1] } }' "$work/trace" | sort -u >"$work/used"
 refused=$(comm -23 "$work/used" "$work/allowed")
 [ -z "$refused" ] || { echo "syscalls: the unit's SystemCallFilter= would refuse: $refused" >&2; exit 1; }
