@@ -550,6 +550,15 @@ pub fn tsimctl_for_anyone(dir: &Path) -> PathBuf {
     copy
 }
 
+/// Writes `ops` to a batch file in the helper's directory that any user can read (for
+/// `tsimctl batch` run as another user); returns its path.
+pub fn batch_file(helper: &TestHelper, name: &str, ops: &[serde_json::Value]) -> String {
+    let file = helper.dir.path().join(name);
+    std::fs::write(&file, serde_json::to_vec(ops).unwrap()).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    file.display().to_string()
+}
+
 /// Runs tsimctl as uid/gid `NOBODY` with exactly the supplementary `groups`.
 #[allow(
     unsafe_code,

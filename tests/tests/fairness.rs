@@ -10,17 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tsim_tests::{
-    HelperOptions, NOBODY, RawConn, TestHelper, example_facts, ip_netns_list, require_priv,
-    test_gid, text, tsimctl_as_nobody, tsimctl_for_anyone,
+    HelperOptions, NOBODY, RawConn, TestHelper, batch_file, example_facts, ip_netns_list,
+    require_priv, test_gid, text, tsimctl_as_nobody, tsimctl_for_anyone,
 };
-
-/// Writes `ops` to a batch file any user can read; returns its path.
-fn batch_file(helper: &TestHelper, name: &str, ops: &[Value]) -> String {
-    let file = helper.dir.path().join(name);
-    std::fs::write(&file, serde_json::to_vec(ops).unwrap()).unwrap();
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    file.display().to_string()
-}
 
 /// Starts `tsimctl ARGS` as uid `NOBODY` in `group`, without waiting.
 fn spawn_member(helper: &TestHelper, group: u32, args: &[&str]) -> Child {

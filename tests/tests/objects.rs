@@ -6,15 +6,9 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use tsim_tests::{HelperOptions, TestHelper, require_priv, test_gid, text, tsimctl_as_nobody};
-
-/// Writes `ops` to a batch file any user can read; returns its path.
-fn batch_file(helper: &TestHelper, name: &str, ops: &[Value]) -> String {
-    let file = helper.dir.path().join(name);
-    std::fs::write(&file, serde_json::to_vec(ops).unwrap()).unwrap();
-    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    file.display().to_string()
-}
+use tsim_tests::{
+    HelperOptions, TestHelper, batch_file, require_priv, test_gid, text, tsimctl_as_nobody,
+};
 
 /// `n` blackhole routes for namespace `ns`, from 10.77.`first`.0 on.
 fn routes(ns: &str, first: u32, n: u32) -> Vec<Value> {
