@@ -34,7 +34,7 @@ for f in usr/bin/tsim-helper usr/bin/tsimctl \
   [ -s "$root/$f" ] || fail "make install did not install $f"
 done
 "$root/usr/bin/tsimctl" --version >/dev/null
-# The test-only hooks (helper/src/test_hooks.rs and the --test-* options) exist only in debug
+# The test-only hooks (helper/src/base/test_hooks.rs and the --test-* options) exist only in debug
 # builds; the installed (release) binary must carry none of them.
 if grep -aqE 'TSIM_TEST_PANIC|--test-[a-z-]+' "$root/usr/bin/tsim-helper"; then
   fail "the installed tsim-helper carries a test-only hook"

@@ -4,14 +4,16 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::auth::{Authorizer, GroupSpec};
-use crate::config::Config;
-use crate::context::Helper;
-use crate::jail::{Jail, LandlockState};
-use crate::listener::{self, Origin};
-use crate::state::StateStore;
-use crate::tools::Tools;
-use crate::{caps, logging, netlink, netns, server};
+use crate::base::auth::{Authorizer, GroupSpec};
+use crate::base::config::Config;
+use crate::base::logging;
+use crate::kernel::jail::{Jail, LandlockState};
+use crate::kernel::tools::Tools;
+use crate::kernel::{caps, netlink, netns};
+use crate::managed::context::Helper;
+use crate::managed::state::StateStore;
+use crate::serve::listener::{self, Origin};
+use crate::serve::server;
 use anyhow::Context;
 use clap::Parser;
 
@@ -20,14 +22,14 @@ pub fn main() -> ExitCode {
     #[cfg(debug_assertions)]
     if std::env::args().nth(1).as_deref() == Some("--test-jail-probe") {
         let args: Vec<String> = std::env::args().skip(2).collect();
-        return ExitCode::from(crate::jail::probe(&args));
+        return ExitCode::from(crate::kernel::jail::probe(&args));
     }
     let config = Config::parse();
     logging::init(config.log);
     #[cfg(debug_assertions)]
     if let Some(command) = &config.test_jail_run {
         let program = std::path::Path::new(&command[0]);
-        return match crate::jail::test_run(program, &command[1..], !config.test_no_jail) {
+        return match crate::kernel::jail::test_run(program, &command[1..], !config.test_no_jail) {
             Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
             Err(e) => {
                 tracing::error!("{e}");
@@ -71,7 +73,7 @@ fn run(config: Config) -> anyhow::Result<()> {
     // Every thread pool starts here, in the helper's own network namespace, and checks it.
     netns::record_home().context("Cannot read the helper's network namespace")?;
     netlink::start_threads().context("Cannot start the netlink threads")?;
-    crate::heavy::start().context("Cannot start the heavy thread")?;
+    crate::serve::heavy::start().context("Cannot start the heavy thread")?;
     let tools = Tools::discover();
     let jail = tool_jail(&config, &tools)?;
 
@@ -90,7 +92,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             state_dir = %helper.config.state_dir.display(),
             "Registry recovered"
         );
-        crate::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
+        crate::managed::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
         helper.services.restore(&helper).await;
         crate::ops::reach::sweep(&helper).await;
         tokio::spawn(crate::ops::pool::run(helper.clone()));

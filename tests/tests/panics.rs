@@ -2,7 +2,7 @@
 //! operation's index; the connection and the helper go on (finding 2 of the boundary review:
 //! a panicking payload left a namespace `creating` until a restart, counted against its
 //! owner's quota). The panics are injected with `TSIM_TEST_PANIC`, which only debug builds
-//! read (`helper/src/test_hooks.rs`).
+//! read (`helper/src/base/test_hooks.rs`).
 
 use std::process::Command;
 

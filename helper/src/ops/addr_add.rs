@@ -6,11 +6,11 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{AddrSpec, Done};
 
 use super::OpCtx;
-use crate::batch::Txn;
-use crate::budget::{self, Part};
-use crate::error::HelperError;
-use crate::nlmsg;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
+use crate::pure::budget::{self, Part};
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

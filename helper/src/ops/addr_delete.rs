@@ -8,10 +8,10 @@ use tsim_protocol::ops::{AddrSpec, Done};
 
 use super::OpCtx;
 use super::common::{Dependents, dump_addrs};
-use crate::batch::Txn;
-use crate::error::HelperError;
-use crate::nlmsg::{self, LinkNames};
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg::{self, LinkNames};
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

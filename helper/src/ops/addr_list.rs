@@ -5,8 +5,8 @@ use tsim_protocol::ops::{AddrList, Addrs};
 
 use super::OpCtx;
 use super::common::dump_addrs;
-use crate::error::HelperError;
-use crate::nlmsg;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: AddrList) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;

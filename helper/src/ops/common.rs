@@ -10,9 +10,9 @@ use rtnetlink::packet_route::rule::RuleMessage;
 use tsim_protocol::ops::RouteSpec;
 
 use super::NsHandle;
-use crate::error::HelperError;
-use crate::netlink::{Netlink, NetlinkError};
-use crate::nlmsg::{self, ResolvedHop, RouteRequest};
+use crate::base::error::HelperError;
+use crate::kernel::netlink::{Netlink, NetlinkError};
+use crate::kernel::nlmsg::{self, ResolvedHop, RouteRequest};
 
 /// The addresses of a namespace, optionally of one family and one interface.
 pub async fn dump_addrs(

@@ -1,7 +1,7 @@
 //! `host_add`, `host_delete`, `host_list`, `host_clean`: test hosts on the simulated network.
 //!
 //! A host is a managed namespace whose record carries where it hangs off the network (see
-//! [`crate::hosts`]). Adding one: check the address; find the router interface facing the
+//! [`crate::managed::hosts`]). Adding one: check the address; find the router interface facing the
 //! host's subnet and its bridge; reserve the name (with the host's address checked against
 //! the router's other hosts under the same lock); make sure the gateway is on the router;
 //! create the namespace; `eth0` as a veth whose other end is born on the bridge; the
@@ -20,13 +20,13 @@ use tsim_protocol::ops::{
 use tsim_protocol::{Cidr, ErrorCode, IfName, NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed, ns_create, ns_delete, pool};
-use crate::auth::Peer;
-use crate::batch::{Effect, Txn};
-use crate::context::now_ms;
-use crate::error::HelperError;
-use crate::hosts;
-use crate::registry::HostSlot;
-use crate::state::HostFacet;
+use crate::base::auth::Peer;
+use crate::base::error::HelperError;
+use crate::managed::context::now_ms;
+use crate::managed::hosts;
+use crate::managed::registry::HostSlot;
+use crate::managed::state::HostFacet;
+use crate::txn::{Effect, Txn};
 
 /// Most secondary addresses a host may have.
 const MAX_SECONDARIES: usize = 64;
@@ -248,7 +248,7 @@ async fn build(
             dev: facet.router_if.clone(),
             gateway,
         });
-        crate::test_hooks::panic_point("host_add:gateway");
+        crate::base::test_hooks::panic_point("host_add:gateway");
     }
     // The host's end of the network is the caller's; its peer on the bridge and its gateway
     // on the router are the helper's to make on the caller's behalf.

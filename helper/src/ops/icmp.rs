@@ -25,7 +25,7 @@ use tsim_protocol::ops::{
 };
 
 use super::OpCtx;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 /// Identifiers of ICMP probes, shared by every probe of the helper.
 static NEXT_ID: AtomicU16 = AtomicU16::new(0x7473);

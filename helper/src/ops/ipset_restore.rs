@@ -5,12 +5,11 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, IpsetRestore};
 
 use super::OpCtx;
-use crate::batch::Txn;
-use crate::budget::{self, Part};
-use crate::error::HelperError;
-use crate::firewall;
-use crate::tools::Tool;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::tools::Tool;
+use crate::pure::budget::{self, Part};
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,
@@ -19,7 +18,7 @@ pub(super) async fn handle(
 ) -> Result<OpResult, HelperError> {
     // Screened before the save, so a refused payload costs nothing.
     if ctx.helper.screens_payloads() {
-        crate::payload::check_ipset(&args.payload)?;
+        crate::pure::payload::check_ipset(&args.payload)?;
     }
     let h = ctx.ns_mut(&args.ns).await?;
     let add = budget::ipset_objects(&args.payload);
@@ -27,8 +26,11 @@ pub(super) async fn handle(
         ctx.charge(&h, (Part::Ipset, None, add), "restore sets")
             .await?;
     } else {
-        let before =
-            firewall::run_checked(ctx.helper, &h.name, h.ino, Tool::Ipset, &["save"], None).await?;
+        let before = ctx
+            .helper
+            .firewall()
+            .run_checked(&h.name, h.ino, Tool::Ipset, &["save"], None)
+            .await?;
         let now = budget::ipset_objects(&before);
         ctx.charge(&h, (Part::Ipset, Some(now), add), "restore sets")
             .await?;
@@ -39,14 +41,9 @@ pub(super) async fn handle(
     } else {
         &["restore"]
     };
-    firewall::run_checked(
-        ctx.helper,
-        &h.name,
-        h.ino,
-        Tool::Ipset,
-        argv,
-        Some(args.payload),
-    )
-    .await?;
+    ctx.helper
+        .firewall()
+        .run_checked(&h.name, h.ino, Tool::Ipset, argv, Some(args.payload))
+        .await?;
     Ok(OpResult::IpsetRestore(Done {}))
 }

@@ -5,11 +5,11 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, IptablesRestore};
 
 use super::OpCtx;
-use crate::batch::Txn;
-use crate::budget::{self, Part};
-use crate::error::HelperError;
-use crate::firewall;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::firewall;
+use crate::pure::budget::{self, Part};
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,
@@ -18,7 +18,7 @@ pub(super) async fn handle(
 ) -> Result<OpResult, HelperError> {
     // Screened before the save, so a refused payload costs nothing.
     if ctx.helper.screens_payloads() {
-        crate::payload::check_iptables(&args.payload)?;
+        crate::pure::payload::check_iptables(&args.payload)?;
     }
     let h = ctx.ns_mut(&args.ns).await?;
     let (save, restore) = firewall::iptables_tools(args.ipv6);
@@ -34,7 +34,11 @@ pub(super) async fn handle(
         ctx.charge(&h, (part, None, after), "restore firewall rules")
             .await?;
     } else {
-        let before = firewall::run_checked(ctx.helper, &h.name, h.ino, save, &[], None).await?;
+        let before = ctx
+            .helper
+            .firewall()
+            .run_checked(&h.name, h.ino, save, &[], None)
+            .await?;
         let (now, after) = budget::iptables_after(&before, &args.payload, args.noflush);
         // Counted as the rules in force now plus what the payload makes, or, without
         // --noflush, as the tables the payload leaves plus its own.
@@ -52,14 +56,9 @@ pub(super) async fn handle(
         txn.changed(&h.name, format!("{} payload", restore.name()), undo);
     }
     let flags: &[&str] = if args.noflush { &["--noflush"] } else { &[] };
-    firewall::run_checked(
-        ctx.helper,
-        &h.name,
-        h.ino,
-        restore,
-        flags,
-        Some(args.payload),
-    )
-    .await?;
+    ctx.helper
+        .firewall()
+        .run_checked(&h.name, h.ino, restore, flags, Some(args.payload))
+        .await?;
     Ok(OpResult::IptablesRestore(Done {}))
 }

@@ -4,8 +4,8 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{IptablesSave, Saved};
 
 use super::OpCtx;
-use crate::error::HelperError;
-use crate::firewall;
+use crate::base::error::HelperError;
+use crate::kernel::firewall;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: IptablesSave) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;
@@ -17,6 +17,10 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: IptablesSave) -> Result<OpResu
     if args.counters {
         argv.push("-c");
     }
-    let payload = firewall::run_checked(ctx.helper, &h.name, h.ino, save, &argv, None).await?;
+    let payload = ctx
+        .helper
+        .firewall()
+        .run_checked(&h.name, h.ino, save, &argv, None)
+        .await?;
     Ok(OpResult::IptablesSave(Saved { payload }))
 }

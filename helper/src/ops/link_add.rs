@@ -14,11 +14,11 @@ use tsim_protocol::net::Mac;
 use tsim_protocol::ops::{LINK_GROUP, LinkAddBridge, LinkAddDummy, LinkAddVeth, LinkAdded};
 
 use super::{NsHandle, OpCtx};
-use crate::batch::Txn;
-use crate::budget::{self, Part};
-use crate::error::HelperError;
-use crate::nlmsg;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
+use crate::pure::budget::{self, Part};
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 /// The attributes every new link gets.
 fn base(name: &str, mtu: Option<u32>, mac: Option<Mac>, up: bool) -> LinkMessage {

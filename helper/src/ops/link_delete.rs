@@ -7,7 +7,7 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, LinkDelete};
 
 use super::OpCtx;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkDelete) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;

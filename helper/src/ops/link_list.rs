@@ -7,8 +7,8 @@ use tsim_protocol::ops::{LinkList, Links};
 use tsim_protocol::{NsName, OpResult};
 
 use super::{NsHandle, OpCtx};
-use crate::error::HelperError;
-use crate::nlmsg;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: LinkList) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;

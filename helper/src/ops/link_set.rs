@@ -7,9 +7,9 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, LinkSet};
 
 use super::OpCtx;
-use crate::batch::Txn;
-use crate::error::HelperError;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

@@ -4,14 +4,14 @@ use tokio_util::sync::CancellationToken;
 use tsim_protocol::ops::Transport;
 use tsim_protocol::{NsName, Op, OpResult};
 
-use crate::auth::Peer;
-use crate::batch::Txn;
-use crate::budget::{self, Part};
-use crate::context::Helper;
-use crate::error::HelperError;
-use crate::netlink::Netlink;
-use crate::netns::PathState;
-use crate::registry::Unusable;
+use crate::base::auth::Peer;
+use crate::base::error::HelperError;
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns::PathState;
+use crate::managed::context::Helper;
+use crate::managed::registry::Unusable;
+use crate::pure::budget::Part;
+use crate::txn::Txn;
 
 mod addr_add;
 mod addr_delete;
@@ -54,6 +54,19 @@ mod svc;
 mod sysctl_get;
 mod sysctl_set;
 
+/// Where a long operation reports how far it got (the connection layer sends it as events).
+pub trait Report: Send + Sync + std::fmt::Debug {
+    /// Reports `done` of `total` steps, now at `stage`; the reporter may skip an event sent
+    /// too soon after the last, unless `force`.
+    fn report<'a>(
+        &'a self,
+        done: usize,
+        total: usize,
+        stage: &'a str,
+        force: bool,
+    ) -> futures::future::BoxFuture<'a, ()>;
+}
+
 /// What an operation handler may use.
 #[derive(Debug, Clone, Copy)]
 pub struct OpCtx<'a> {
@@ -68,7 +81,7 @@ pub struct OpCtx<'a> {
     /// The request's registry id.
     pub txn: u64,
     /// Where to report progress, when the request asked for it.
-    pub progress: Option<&'a crate::batch::Progress>,
+    pub progress: Option<&'a dyn Report>,
 }
 
 /// A managed namespace, resolved for one operation.
@@ -140,7 +153,7 @@ impl<'a> OpCtx<'a> {
     }
 
     /// Charges `add` objects of `part` to the caller's `--quota-objects` before a change in
-    /// `h` (see [`crate::budget`]): `quota_exceeded` if the uid's namespaces would hold more.
+    /// `h` (see [`crate::pure::budget`]): `quota_exceeded` if the uid's namespaces would hold more.
     /// `base` is the part's count in `h` when the caller has just read it (a firewall
     /// change reads the rules in force for its undo). Root and the admin group are not
     /// counted.
@@ -164,7 +177,7 @@ impl<'a> OpCtx<'a> {
             return Ok(());
         }
         // Measure before refusing: this namespace first, then (not too often) the uid's others.
-        let count = budget::count_netlink(&h.nl).await?;
+        let count = crate::kernel::netlink::count_objects(&h.nl).await?;
         helper.registry.set_objects(&h.name, Part::Netlink, count);
         if part != Part::Netlink && helper.registry.objects(&h.name, uid).0.get(part).is_none() {
             // Only a namespace made by this request has a firewall not read yet: it is empty.
@@ -183,7 +196,7 @@ impl<'a> OpCtx<'a> {
                         Err(_) => continue,
                     },
                 };
-                if let Ok(count) = budget::count_netlink(&nl).await {
+                if let Ok(count) = crate::kernel::netlink::count_objects(&nl).await {
                     helper.registry.set_objects(&name, Part::Netlink, count);
                 }
             }

@@ -8,11 +8,11 @@ use tsim_protocol::ops::{Done, NeighReplace};
 
 use super::OpCtx;
 use super::common::dump_neighs;
-use crate::batch::Txn;
-use crate::budget::Part;
-use crate::error::HelperError;
-use crate::nlmsg;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
+use crate::pure::budget::Part;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

@@ -26,14 +26,14 @@ use tsim_protocol::topology::{InterfaceDef, RouterDef, Topology};
 use tsim_protocol::{ErrorCode, IfName, NsName, Op, OpResult};
 
 use super::{NsHandle, OpCtx, dispatch_boxed};
-use crate::batch::{Effect, Txn};
-use crate::context::now_ms;
-use crate::error::HelperError;
-use crate::firewall::{self, Skipped};
-use crate::network::{self, RouterChange};
-use crate::state::NetRecord;
-use crate::tools::Tool;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::firewall::{self, Skipped};
+use crate::kernel::tools::Tool;
+use crate::managed::context::now_ms;
+use crate::managed::state::NetRecord;
+use crate::pure::network::{self, RouterChange};
+use crate::txn::undo::Undo;
+use crate::txn::{Effect, Txn};
 
 /// Routers whose firewalls are restored at the same time.
 const FIREWALL_PARALLELISM: usize = 16;
@@ -245,7 +245,7 @@ async fn wait_until_gone(
 
 /// The hosts that cannot stay on the network `desired`: their router is gone, or its
 /// interface facing them, or that interface is on another bridge now.
-fn doomed_hosts(helper: &crate::context::Helper, desired: &Topology) -> Vec<NsName> {
+fn doomed_hosts(helper: &crate::managed::context::Helper, desired: &Topology) -> Vec<NsName> {
     helper
         .registry
         .hosts()
@@ -382,8 +382,14 @@ async fn firewall_job(ctx: &OpCtx<'_>, job: FirewallJob) -> Result<FirewallDone,
     let mut undo = Vec::new();
     if !job.fresh {
         // Keep what is there for undo, then clear it: rules first (they may use the sets).
-        let rules = firewall::run_checked(helper, name, ino, Tool::IptablesSave, &[], None).await?;
-        let sets = firewall::run_checked(helper, name, ino, Tool::Ipset, &["save"], None).await?;
+        let rules = helper
+            .firewall()
+            .run_checked(name, ino, Tool::IptablesSave, &[], None)
+            .await?;
+        let sets = helper
+            .firewall()
+            .run_checked(name, ino, Tool::Ipset, &["save"], None)
+            .await?;
         undo.push((
             "iptables".to_owned(),
             Undo::Iptables {
@@ -393,8 +399,14 @@ async fn firewall_job(ctx: &OpCtx<'_>, job: FirewallJob) -> Result<FirewallDone,
         ));
         undo.push(("ipset".to_owned(), Undo::Ipset { payload: sets }));
         let empty = firewall::restoring_payload("");
-        firewall::run_checked(helper, name, ino, Tool::IptablesRestore, &[], Some(empty)).await?;
-        firewall::run_checked(helper, name, ino, Tool::Ipset, &["destroy"], None).await?;
+        helper
+            .firewall()
+            .run_checked(name, ino, Tool::IptablesRestore, &[], Some(empty))
+            .await?;
+        helper
+            .firewall()
+            .run_checked(name, ino, Tool::Ipset, &["destroy"], None)
+            .await?;
     }
     let mut warnings = Vec::new();
     let mut warn = |kind: &str, skipped: Vec<Skipped>| {
@@ -410,21 +422,18 @@ async fn firewall_job(ctx: &OpCtx<'_>, job: FirewallJob) -> Result<FirewallDone,
     if let Some(payload) = &job.ipset {
         warn(
             "ipset",
-            firewall::restore_skipping(
-                helper,
-                name,
-                ino,
-                Tool::Ipset,
-                &["restore", "-exist"],
-                payload,
-            )
-            .await?,
+            helper
+                .firewall()
+                .restore_skipping(name, ino, Tool::Ipset, &["restore", "-exist"], payload)
+                .await?,
         );
     }
     if let Some(payload) = &job.iptables {
         warn(
             "iptables",
-            firewall::restore_skipping(helper, name, ino, Tool::IptablesRestore, &[], payload)
+            helper
+                .firewall()
+                .restore_skipping(name, ino, Tool::IptablesRestore, &[], payload)
                 .await?,
         );
     }

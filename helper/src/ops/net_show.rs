@@ -4,7 +4,7 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{NetShow, NetShown};
 
 use super::OpCtx;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 pub(super) fn handle(ctx: &OpCtx<'_>, _args: NetShow) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;

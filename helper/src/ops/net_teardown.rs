@@ -6,8 +6,8 @@ use tsim_protocol::ops::{NetTeardown, NetTornDown, NsDelete};
 use tsim_protocol::{Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed};
-use crate::batch::{Effect, Txn};
-use crate::error::HelperError;
+use crate::base::error::HelperError;
+use crate::txn::{Effect, Txn};
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

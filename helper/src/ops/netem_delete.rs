@@ -8,7 +8,7 @@ use tsim_protocol::ops::{Done, NetemDelete};
 
 use super::OpCtx;
 use super::netem_set::root_qdisc;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: NetemDelete) -> Result<OpResult, HelperError> {
     let h = ctx.ns_mut(&args.ns).await?;

@@ -9,10 +9,10 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, NetemSet};
 
 use super::OpCtx;
-use crate::batch::Txn;
-use crate::error::HelperError;
-use crate::nlmsg;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 /// `TCA_OPTIONS`.
 const TCA_OPTIONS: u16 = 2;

@@ -4,10 +4,10 @@ use tsim_protocol::ops::{NsCreate, NsCreated};
 use tsim_protocol::{NsName, OpResult};
 
 use super::OpCtx;
-use crate::batch::{Effect, Txn};
-use crate::context::now_ms;
-use crate::error::HelperError;
-use crate::netns::PathState;
+use crate::base::error::HelperError;
+use crate::kernel::netns::PathState;
+use crate::managed::context::now_ms;
+use crate::txn::{Effect, Txn};
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

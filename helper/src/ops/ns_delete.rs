@@ -5,9 +5,9 @@ use tsim_protocol::ops::{NsDelete, NsDeleted};
 use tsim_protocol::{NsName, OpResult};
 
 use super::OpCtx;
-use crate::batch::{Effect, Txn};
-use crate::error::HelperError;
-use crate::netns::{NetnsError, PathState};
+use crate::base::error::HelperError;
+use crate::kernel::netns::{NetnsError, PathState};
+use crate::txn::{Effect, Txn};
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

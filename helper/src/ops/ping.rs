@@ -6,7 +6,7 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{PING_MAX_DELAY_MS, Ping, Pong};
 
 use super::OpCtx;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: Ping) -> Result<OpResult, HelperError> {
     if let Some(ms) = args.delay_ms {

@@ -20,13 +20,13 @@ use tsim_protocol::ops::{LinkAddVeth, LinkSet};
 use tsim_protocol::{ErrorCode, IfName, NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed, ns_create, ns_delete};
-use crate::auth::Peer;
-use crate::batch::{Effect, Txn};
-use crate::context::{Helper, now_ms};
-use crate::error::{HelperError, chain};
-use crate::hosts;
-use crate::netns::PathState;
-use crate::state::{HostFacet, PoolFacet};
+use crate::base::auth::Peer;
+use crate::base::error::{HelperError, chain};
+use crate::kernel::netns::PathState;
+use crate::managed::context::{Helper, now_ms};
+use crate::managed::hosts;
+use crate::managed::state::{HostFacet, PoolFacet};
+use crate::txn::{Effect, Txn};
 
 /// The helper itself, as the owner of pooled namespaces.
 fn itself() -> Peer {

@@ -11,7 +11,7 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{ProbeEcho, ProbeEchoResult, ProbeStatus, Transport};
 
 use super::OpCtx;
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 const DEFAULT_MESSAGE: &str = "tsim";
 const MAX_MESSAGE: usize = 65000;

@@ -27,10 +27,9 @@ use tsim_protocol::ops::{
 use tsim_protocol::{NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed};
-use crate::batch::Txn;
-use crate::error::{HelperError, chain};
-use crate::firewall;
-use crate::tools::Tool;
+use crate::base::error::{HelperError, chain};
+use crate::kernel::tools::Tool;
+use crate::txn::Txn;
 
 /// DSCP values of the running jobs, with the uid that runs each.
 static IN_USE: Mutex<BTreeMap<u8, u32>> = Mutex::new(BTreeMap::new());
@@ -155,7 +154,7 @@ fn leftover_jobs(saved: &str) -> BTreeSet<u8> {
 /// Removes the chains of every job from every router of the applied network. Run at start,
 /// before any request is served (so no job of this process can be running): a job that a
 /// crash interrupted leaves nothing behind. Returns how many jobs' chains were removed.
-pub async fn sweep(helper: &crate::context::Helper) -> usize {
+pub async fn sweep(helper: &crate::managed::context::Helper) -> usize {
     let net = match helper.registry.store().net() {
         Ok(Some(net)) => net,
         _ => return 0,
@@ -167,7 +166,7 @@ pub async fn sweep(helper: &crate::context::Helper) -> usize {
     let jobs = routers.map(|(name, ino)| async move {
         let args = ["-t", "mangle"];
         let saved =
-            firewall::run_checked(helper, &name, ino, Tool::IptablesSave, &args, None).await;
+            helper.firewall().run_checked(&name, ino, Tool::IptablesSave, &args, None).await;
         let saved = match saved {
             Ok(saved) => saved,
             Err(e) => {
@@ -183,7 +182,7 @@ pub async fn sweep(helper: &crate::context::Helper) -> usize {
             };
             let restore = Tool::IptablesRestore;
             let flags = ["--noflush"];
-            match firewall::run_checked(helper, &name, ino, restore, &flags, Some(payload)).await
+            match helper.firewall().run_checked(&name, ino, restore, &flags, Some(payload)).await
             {
                 Ok(_) => removed += 1,
                 Err(e) => {
@@ -231,22 +230,26 @@ async fn mangle(ctx: &OpCtx<'_>, t: &Target, counts: bool) -> Result<String, Hel
     } else {
         &["-t", "mangle"]
     };
-    firewall::run_checked(ctx.helper, &t.router, t.ino, Tool::IptablesSave, args, None).await
+    ctx.helper
+        .firewall()
+        .run_checked(&t.router, t.ino, Tool::IptablesSave, args, None)
+        .await
 }
 
 /// Removes the job's chains from the router, if any are there.
 async fn remove(ctx: &OpCtx<'_>, t: &Target, dscp: u8) -> Result<(), HelperError> {
     let saved = mangle(ctx, t, false).await?;
     if let Some(payload) = removal_payload(&saved, dscp) {
-        firewall::run_checked(
-            ctx.helper,
-            &t.router,
-            t.ino,
-            Tool::IptablesRestore,
-            &["--noflush"],
-            Some(payload),
-        )
-        .await?;
+        ctx.helper
+            .firewall()
+            .run_checked(
+                &t.router,
+                t.ino,
+                Tool::IptablesRestore,
+                &["--noflush"],
+                Some(payload),
+            )
+            .await?;
     }
     Ok(())
 }
@@ -317,15 +320,16 @@ pub(super) async fn reach(
         for t in &targets {
             remove(ctx, t, d).await?;
             installed.push(t);
-            firewall::run_checked(
-                ctx.helper,
-                &t.router,
-                t.ino,
-                Tool::IptablesRestore,
-                &["--noflush"],
-                Some(install_payload(d, &services)),
-            )
-            .await?;
+            ctx.helper
+                .firewall()
+                .run_checked(
+                    &t.router,
+                    t.ino,
+                    Tool::IptablesRestore,
+                    &["--noflush"],
+                    Some(install_payload(d, &services)),
+                )
+                .await?;
         }
         let mut before = Vec::new();
         for t in &targets {

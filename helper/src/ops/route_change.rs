@@ -10,11 +10,11 @@ use tsim_protocol::ops::{Done, RouteSpec};
 
 use super::OpCtx;
 use super::common::{describe_route, dump_routes, resolve_route};
-use crate::batch::Txn;
-use crate::budget::Part;
-use crate::error::HelperError;
-use crate::nlmsg::{self, Mode};
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg::{self, Mode};
+use crate::pure::budget::Part;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn add(
     ctx: &OpCtx<'_>,

@@ -9,10 +9,10 @@ use tsim_protocol::ops::{Flushed, RouteFlush};
 
 use super::OpCtx;
 use super::common::dump_routes;
-use crate::batch::Txn;
-use crate::error::HelperError;
-use crate::nlmsg;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

@@ -7,8 +7,8 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::RouteGet;
 
 use super::OpCtx;
-use crate::error::HelperError;
-use crate::nlmsg;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
 
 fn address(ip: std::net::IpAddr) -> RouteAddress {
     match ip {

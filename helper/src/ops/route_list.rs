@@ -5,8 +5,8 @@ use tsim_protocol::ops::{RouteList, Routes};
 
 use super::OpCtx;
 use super::common::dump_routes;
-use crate::error::HelperError;
-use crate::nlmsg;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteList) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;

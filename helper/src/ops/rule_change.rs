@@ -8,11 +8,11 @@ use tsim_protocol::ops::{Done, RuleSpec};
 
 use super::OpCtx;
 use super::common::dump_rules;
-use crate::batch::Txn;
-use crate::budget::Part;
-use crate::error::HelperError;
-use crate::nlmsg::{self, Mode};
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg::{self, Mode};
+use crate::pure::budget::Part;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 fn describe(spec: &RuleSpec) -> String {
     let mut out = String::from("rule");

@@ -5,8 +5,8 @@ use tsim_protocol::ops::{RuleList, Rules};
 
 use super::OpCtx;
 use super::common::dump_rules;
-use crate::error::HelperError;
-use crate::nlmsg;
+use crate::base::error::HelperError;
+use crate::kernel::nlmsg;
 
 pub(super) async fn handle(ctx: &OpCtx<'_>, args: RuleList) -> Result<OpResult, HelperError> {
     let h = ctx.ns(&args.ns).await?;

@@ -6,8 +6,8 @@ use tsim_protocol::ops::{Status, StatusReport, ToolJail};
 use tsim_protocol::version;
 
 use super::OpCtx;
-use crate::error::HelperError;
-use crate::jail::LandlockState;
+use crate::base::error::HelperError;
+use crate::kernel::jail::LandlockState;
 
 pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;

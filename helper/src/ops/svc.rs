@@ -1,15 +1,15 @@
 //! `svc_start`, `svc_stop`, `svc_list`: echo services inside managed namespaces (see
-//! [`crate::services`]).
+//! [`crate::managed::services`]).
 
 use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, Services, SvcInfo, SvcList, SvcStart, SvcStop};
 
 use super::OpCtx;
-use crate::batch::{Effect, Txn};
-use crate::context::now_ms;
-use crate::error::HelperError;
-use crate::services::key_of;
-use crate::state::SvcRecord;
+use crate::base::error::HelperError;
+use crate::managed::context::now_ms;
+use crate::managed::services::key_of;
+use crate::managed::state::SvcRecord;
+use crate::txn::{Effect, Txn};
 
 pub(super) async fn start(
     ctx: &OpCtx<'_>,

@@ -5,7 +5,7 @@ use tsim_protocol::net::SysctlKey;
 use tsim_protocol::ops::{SysctlGet, SysctlRead};
 
 use super::{NsHandle, OpCtx};
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 /// Reads `key` inside `h`.
 pub(super) async fn read(

@@ -6,9 +6,9 @@ use tsim_protocol::ops::{SysctlRead, SysctlSet};
 
 use super::OpCtx;
 use super::sysctl_get::{allowed, read, sysctl_error};
-use crate::batch::Txn;
-use crate::error::HelperError;
-use crate::undo::Undo;
+use crate::base::error::HelperError;
+use crate::txn::Txn;
+use crate::txn::undo::Undo;
 
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,

@@ -27,9 +27,11 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use tokio::runtime::Handle as RuntimeHandle;
 use tokio::sync::oneshot;
-use tsim_protocol::{ErrorCode, NsName};
+use tsim_protocol::NsName;
 
-use crate::netlink::{Netlink, NetlinkSocket};
+use crate::kernel::netlink::{Netlink, NetlinkSocket};
+
+pub(crate) use crate::base::error::NetnsError;
 
 /// Where iproute2 (and so `ip netns list`) looks for named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -72,146 +74,6 @@ pub fn check_home_thread() {
             let name = std::thread::current().name().unwrap_or("?").to_owned();
             tracing::error!(thread = %name, home, found = ?found, "A pool thread started outside the helper's network namespace; aborting");
             std::process::abort();
-        }
-    }
-}
-
-/// A failed namespace step. Each variant names the step and the path or namespace.
-#[derive(Debug, thiserror::Error)]
-pub enum NetnsError {
-    /// Something already exists at the namespace's path.
-    #[error("Namespace {name:?} already exists under {dir}", dir = NETNS_RUN_DIR)]
-    Exists {
-        /// The name.
-        name: NsName,
-    },
-    /// The path holds a namespace other than the one we created.
-    #[error("{path} is not the namespace this helper created under that name")]
-    NotOurs {
-        /// The path.
-        path: PathBuf,
-    },
-    /// `/run/netns` could not be created.
-    #[error("Cannot create {path}")]
-    CreateDir {
-        /// The directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// `/run/netns` could not be made a shared mount.
-    #[error("Cannot make {path} a shared mount point")]
-    MakeShared {
-        /// The directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// The mount point file could not be created.
-    #[error("Cannot create the mount point {path}")]
-    CreateMountPoint {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// `unshare(CLONE_NEWNET)` failed.
-    #[error("Cannot create a network namespace")]
-    Unshare {
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// The bind mount failed.
-    #[error("Cannot bind-mount the namespace on {path}")]
-    BindMount {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// Unmounting failed.
-    #[error("Cannot unmount {path}")]
-    Unmount {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// Removing the mount point failed.
-    #[error("Cannot remove {path}")]
-    Unlink {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// Opening or inspecting the namespace's path failed.
-    #[error("Cannot open {path}")]
-    Open {
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// Entering the namespace failed.
-    #[error("Cannot enter namespace {name}")]
-    Setns {
-        /// The namespace.
-        name: NsName,
-        /// The OS error.
-        #[source]
-        source: Errno,
-    },
-    /// Writing a sysctl inside the namespace failed.
-    #[error("Cannot set {key} in namespace {name}")]
-    Sysctl {
-        /// The namespace.
-        name: NsName,
-        /// The sysctl's `/proc/sys` path.
-        key: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// `lo` could not be set up.
-    #[error("Cannot set lo up in namespace {name}")]
-    LoopbackUp {
-        /// The namespace.
-        name: NsName,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The netlink socket could not be opened inside the namespace.
-    #[error("Cannot open a netlink socket in namespace {name}")]
-    NetlinkSocket {
-        /// The namespace.
-        name: NsName,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The dedicated thread could not be started or died.
-    #[error("The namespace thread failed: {0}")]
-    Thread(String),
-}
-
-impl NetnsError {
-    /// The wire code for this error.
-    pub fn code(&self) -> ErrorCode {
-        match self {
-            NetnsError::Exists { .. } => ErrorCode::AlreadyExists,
-            NetnsError::NotOurs { .. } => ErrorCode::NotManaged,
-            NetnsError::Thread(_) => ErrorCode::Internal,
-            _ => ErrorCode::Kernel,
         }
     }
 }
@@ -299,7 +161,7 @@ impl Netns {
                         source,
                     }
                 })?;
-                crate::netlink::open_socket()
+                crate::kernel::netlink::open_socket()
                     .map_err(|source| NetnsError::NetlinkSocket { name: ns, source })
             })
             .await??;
@@ -452,7 +314,7 @@ fn create_on_this_thread(
     create_mount_point(path, name)?;
     let undo = |e: NetnsError| {
         if let Err(cleanup) = remove_path(path) {
-            tracing::error!(ns = %name, error = %crate::error::chain(&cleanup), "Cannot undo a failed namespace creation");
+            tracing::error!(ns = %name, error = %crate::base::error::chain(&cleanup), "Cannot undo a failed namespace creation");
         }
         e
     };
@@ -511,7 +373,7 @@ fn create_on_this_thread(
             source,
         })
     })?;
-    let socket = crate::netlink::open_socket().map_err(|source| {
+    let socket = crate::kernel::netlink::open_socket().map_err(|source| {
         undo(NetnsError::NetlinkSocket {
             name: name.clone(),
             source,

@@ -7,7 +7,7 @@
 //!   others.
 //! * Programs run with a fixed argument list, an empty environment (bar `PATH` and `LC_ALL`),
 //!   the payload on standard input, inside the target namespace (see
-//!   [`crate::netns::Netns::spawn_in`]), and with a time limit. No shell is involved.
+//!   [`crate::kernel::netns::Netns::spawn_in`]), and with a time limit. No shell is involved.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -21,11 +21,11 @@ use tsim_protocol::ops::{AddrSpec, HostInfo};
 use tsim_protocol::topology::{InterfaceDef, RouterDef, Topology};
 use tsim_protocol::{Cidr, ErrorCode, IfName, NsName};
 
-use crate::context::Helper;
-use crate::error::{HelperError, chain};
-use crate::netlink::Netlink;
-use crate::nlmsg;
-use crate::state::{HostFacet, NsRecord};
+use crate::base::error::{HelperError, chain};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::nlmsg;
+use crate::managed::context::Helper;
+use crate::managed::state::{HostFacet, NsRecord};
 
 /// Where a host hangs off its router.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Netlink requests on a socket that is bound to one managed namespace.
 //!
-//! Sockets are opened inside their namespace by [`crate::netns`]; this module only sends
+//! Sockets are opened inside their namespace by [`crate::kernel::netns`]; this module only sends
 //! requests on them, from any task. It adds what the `rtnetlink` builders lack: the kernel's
 //! own error message (extended ACK), retry of interrupted dumps, and one error type that
 //! names the action and the namespace. Dropping the last [`Netlink`] of a namespace closes
@@ -15,8 +15,11 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteFlags, RouteMessage};
 use rtnetlink::sys::AsyncSocket;
 use tsim_protocol::{ErrorCode, NsName};
+
+pub(crate) use crate::base::error::NetlinkError;
 
 /// What `rtnetlink::new_connection` returns: the connection to drive, a handle, and the
 /// receiver of unsolicited messages.
@@ -32,69 +35,6 @@ pub type NetlinkSocket = (
 /// How many times an interrupted dump is tried again.
 const DUMP_ATTEMPTS: usize = 5;
 
-/// A failed netlink request: what was being done, where, and what the kernel said.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("Cannot {action} in namespace {ns}: {}", self.reason())]
-pub struct NetlinkError {
-    /// What was being done, e.g. "add route 10.2.0.0/16".
-    pub action: String,
-    /// The namespace.
-    pub ns: NsName,
-    /// The kernel's error number (positive), or 0 if the socket itself failed.
-    pub errno: i32,
-    /// The kernel's message from the extended ACK, if it gave one.
-    pub kernel: Option<String>,
-    /// The wire code.
-    pub code: ErrorCode,
-}
-
-impl NetlinkError {
-    fn new(action: String, ns: &NsName, errno: i32, kernel: Option<String>) -> Self {
-        let code = match errno {
-            libc::EEXIST => ErrorCode::AlreadyExists,
-            libc::ENOENT | libc::ESRCH | libc::ENODEV | libc::EADDRNOTAVAIL => ErrorCode::NotFound,
-            libc::EOPNOTSUPP => ErrorCode::Unsupported,
-            _ => ErrorCode::Kernel,
-        };
-        Self {
-            action,
-            ns: ns.clone(),
-            errno,
-            kernel,
-            code,
-        }
-    }
-
-    /// The same error with another wire code.
-    pub fn with_code(mut self, code: ErrorCode) -> Self {
-        self.code = code;
-        self
-    }
-
-    /// The same error with a clearer explanation replacing the kernel's.
-    pub fn explained(mut self, explanation: impl Into<String>) -> Self {
-        let kernel = self.kernel.take();
-        let explanation = explanation.into();
-        self.kernel = Some(match kernel {
-            Some(k) => format!("{explanation} (the kernel says: {k})"),
-            None => explanation,
-        });
-        self
-    }
-
-    fn reason(&self) -> String {
-        let os = if self.errno == 0 {
-            "the netlink socket failed".to_owned()
-        } else {
-            std::io::Error::from_raw_os_error(self.errno).to_string()
-        };
-        match &self.kernel {
-            Some(k) => format!("{k} ({os})"),
-            None => os,
-        }
-    }
-}
-
 /// The threads that drive the netlink sockets. The kernel handles a netlink request inside
 /// the `sendmsg` that carries it, waiting there for its global lock (RTNL) as long as others
 /// hold it; on the request-serving threads, that wait would hold up every request queued
@@ -104,7 +44,7 @@ static DRIVER: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLoc
 /// Starts the netlink threads. Call in `main`, before any namespace exists: a thread inherits
 /// the network namespace of the thread that spawns it, so a pool started lazily from a thread
 /// inside a namespace would live there for ever (and keep it alive). Each thread checks its
-/// namespace when it starts ([`crate::netns::check_home_thread`]).
+/// namespace when it starts ([`crate::kernel::netns::check_home_thread`]).
 pub fn start_threads() -> std::io::Result<()> {
     if DRIVER.get().is_some() {
         return Ok(());
@@ -112,7 +52,7 @@ pub fn start_threads() -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(NETLINK_THREADS)
         .thread_name("tsim-netlink")
-        .on_thread_start(crate::netns::check_home_thread)
+        .on_thread_start(crate::kernel::netns::check_home_thread)
         .enable_all()
         .build()?;
     let _ = DRIVER.set(runtime);
@@ -333,7 +273,7 @@ impl Netlink {
             .get(RouteNetlinkMessage::GetLink(message), action)
             .await?
         {
-            RouteNetlinkMessage::NewLink(link) => crate::nlmsg::link_name(&link)
+            RouteNetlinkMessage::NewLink(link) => crate::kernel::nlmsg::link_name(&link)
                 .ok_or_else(|| self.error(action(), libc::EPROTO, None)),
             _ => Err(self.error(action(), libc::EPROTO, None)),
         }
@@ -437,6 +377,35 @@ fn kernel_message(echo: &[u8]) -> Option<String> {
         rest = rest.get((len + 3) & !3..).unwrap_or_default();
     }
     None
+}
+
+/// Counts the links, addresses, routes (every table and family, cached clones left out),
+/// policy rules and neighbour entries of the namespace behind `nl`.
+pub async fn count_objects(nl: &Netlink) -> Result<u64, NetlinkError> {
+    let action = || "count the namespace's objects".to_string();
+    let mut total = 0u64;
+    let requests = [
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        RouteNetlinkMessage::GetAddress(Default::default()),
+        RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        RouteNetlinkMessage::GetRule(Default::default()),
+        RouteNetlinkMessage::GetNeighbour(Default::default()),
+    ];
+    for request in requests {
+        let answers = nl.dump(request, action).await?;
+        total += answers
+            .iter()
+            .filter(|m| match m {
+                RouteNetlinkMessage::NewRoute(r) => !r.header.flags.contains(RouteFlags::Cloned),
+                RouteNetlinkMessage::NewLink(_)
+                | RouteNetlinkMessage::NewAddress(_)
+                | RouteNetlinkMessage::NewRule(_)
+                | RouteNetlinkMessage::NewNeighbour(_) => true,
+                _ => false,
+            })
+            .count() as u64;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

@@ -7,15 +7,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle as RuntimeHandle;
 use tsim_protocol::Limits;
 
-use crate::auth::Authorizer;
-use crate::config::Config;
-use crate::hosts::Gateways;
-use crate::jail::Jail;
-use crate::metrics::Metrics;
-use crate::netns::Netns;
-use crate::registry::{Recovery, Registry};
-use crate::state::{StateError, StateStore};
-use crate::tools::Tools;
+use crate::base::auth::Authorizer;
+use crate::base::config::Config;
+use crate::base::metrics::Metrics;
+use crate::kernel::jail::Jail;
+use crate::kernel::netns::Netns;
+use crate::kernel::tools::Tools;
+use crate::managed::hosts::Gateways;
+use crate::managed::registry::{Recovery, Registry};
+use crate::managed::state::{StateError, StateStore};
 
 /// Everything the connections and operations share.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub struct Helper {
     /// The gateways added to routers for hosts.
     pub gateways: Gateways,
     /// The echo services.
-    pub services: crate::services::Services,
+    pub services: crate::managed::services::Services,
     /// Requests running per uid, over all connections (for `--quota-in-flight`).
     pub uid_in_flight: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
     /// Whether the kernel has the dummy driver: 0 not known yet, 1 yes, 2 no.
@@ -49,7 +49,7 @@ pub struct Helper {
     /// The next number for a pooled namespace's name.
     pub pool_serial: AtomicU64,
     /// When each uid's namespaces were last all counted for `--quota-objects`.
-    pub budget: crate::budget::Remeasured,
+    pub budget: crate::pure::budget::Remeasured,
     next_txn: AtomicU64,
     started: Instant,
 }
@@ -77,14 +77,14 @@ impl Helper {
         (tools, jail): (Tools, Jail),
     ) -> Result<(Arc<Self>, Recovery), StateError> {
         let netns = Netns::new(runtime);
-        let svc_limits = crate::services::SvcLimits {
+        let svc_limits = crate::managed::services::SvcLimits {
             quota: config.quota_services as usize,
             max_connections: config.svc_max_connections,
             max_bytes: config.svc_max_bytes,
             idle: std::time::Duration::from_secs(config.svc_idle_secs),
         };
         let (registry, recovery) = Registry::recover(store, &netns)?;
-        registry.set_quotas(crate::registry::Quotas {
+        registry.set_quotas(crate::managed::registry::Quotas {
             namespaces: config.quota_namespaces as usize,
             hosts: config.quota_hosts as usize,
         });
@@ -98,7 +98,7 @@ impl Helper {
             tools,
             jail,
             gateways: Gateways::default(),
-            services: crate::services::Services::new(svc_limits),
+            services: crate::managed::services::Services::new(svc_limits),
             uid_in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             dummy_driver: AtomicU8::new(0),
             pool_wanted: tokio::sync::Notify::new(),
@@ -130,7 +130,7 @@ impl Helper {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether firewall payloads pass the screen of [`crate::payload`] first: always, but in
+    /// Whether firewall payloads pass the screen of [`crate::pure::payload`] first: always, but in
     /// a debug build run with `--test-unscreened-payloads`.
     pub fn screens_payloads(&self) -> bool {
         #[cfg(debug_assertions)]
@@ -138,6 +138,17 @@ impl Helper {
             return false;
         }
         true
+    }
+
+    /// The firewall tools as this helper runs them.
+    pub fn firewall(&self) -> crate::kernel::firewall::Firewall<'_> {
+        crate::kernel::firewall::Firewall {
+            tools: &self.tools,
+            jail: &self.jail,
+            netns: &self.netns,
+            screen: self.screens_payloads(),
+            allow_unjailed: self.config.allow_unjailed_tools,
+        }
     }
 
     /// Whether something needs the process alive even without connections: the echo

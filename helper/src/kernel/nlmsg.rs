@@ -30,7 +30,7 @@ use tsim_protocol::ops::{
 };
 use tsim_protocol::{Cidr, NsName};
 
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 /// `RT_TABLE_COMPAT`: the header value for tables above 255 (the real id is an attribute).
 const RT_TABLE_COMPAT: u8 = 252;

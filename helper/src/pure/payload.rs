@@ -44,7 +44,7 @@
 //! Every function here is total: no indexing that can panic, no `unwrap` on client text
 //! (finding 2: a payload of `"` panicked the old `check_ipset`).
 
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 /// The size of ipset's line buffer: `char cmdline[MAX_CMDLINE_CHARS]` of `struct ipset`, with
 /// `#define MAX_CMDLINE_CHARS 1024`, read by `fgets(ipset->cmdline, sizeof(ipset->cmdline), f)`

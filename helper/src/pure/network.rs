@@ -11,7 +11,7 @@ use tsim_protocol::topology::{
     BridgeDef, InterfaceDef, RouteDef, RouterDef, RuleDef, SysctlDef, Topology,
 };
 
-use crate::error::HelperError;
+use crate::base::error::HelperError;
 
 /// What `net_apply` is asked to build: the topology, without the policy routes and rules
 /// unless they were asked for.

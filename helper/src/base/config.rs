@@ -6,7 +6,7 @@ use clap::Parser;
 use tsim_protocol::NsName;
 use tsim_protocol::version::DEFAULT_MAX_FRAME;
 
-use crate::logging::LogFormat;
+use crate::base::logging::LogFormat;
 
 /// The root helper of the traceroute simulator.
 ///

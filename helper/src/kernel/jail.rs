@@ -58,7 +58,7 @@ use landlock::{
     RulesetAttr, RulesetCreatedAttr, Scope,
 };
 
-use crate::tools::{Tool, Tools};
+use crate::kernel::tools::{Tool, Tools};
 
 /// The newest Landlock ABI the crate knows: every right it defines is handled, so a kernel
 /// that enforces more enforces it on the tools too.

@@ -1,4 +1,4 @@
-//! The managed namespaces: kept in memory, persisted through [`crate::state`], and
+//! The managed namespaces: kept in memory, persisted through [`crate::managed::state`], and
 //! reconciled with the kernel when the helper starts.
 //!
 //! Invariants:
@@ -15,11 +15,11 @@ use std::sync::{Mutex, MutexGuard};
 use tsim_protocol::ops::NsInfo;
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
-use crate::budget::{Counts, Part};
-use crate::error::{HelperError, chain};
-use crate::netlink::Netlink;
-use crate::netns::{Netns, PathState};
-use crate::state::{HostFacet, NsRecord, PoolFacet, RecordState, StateError, StateStore};
+use crate::base::error::{HelperError, chain};
+use crate::kernel::netlink::Netlink;
+use crate::kernel::netns::{Netns, PathState};
+use crate::managed::state::{HostFacet, NsRecord, PoolFacet, RecordState, StateError, StateStore};
+use crate::pure::budget::{Counts, Part};
 
 /// Where a managed namespace is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ struct Entry {
     record: NsRecord,
     phase: Phase,
     netlink: Option<Netlink>,
-    /// Its kernel objects, for `--quota-objects` (see [`crate::budget`]).
+    /// Its kernel objects, for `--quota-objects` (see [`crate::pure::budget`]).
     objects: Counts,
 }
 
@@ -812,7 +812,7 @@ fn roll_back(netns: &Netns, name: &NsName) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::HostFacet;
+    use crate::managed::state::HostFacet;
 
     fn entry(name: &str, uid: u32, host: bool) -> (NsName, Entry) {
         let name: NsName = name.parse().unwrap();

@@ -14,8 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tsim_protocol::{ErrorCode, WireError};
 
-use crate::conn::{self, Lifecycle};
-use crate::context::Helper;
+use crate::managed::context::Helper;
+use crate::serve::conn::{self, Lifecycle};
 
 /// Serves `listener` until `shutdown` completes (or the idle timeout fires), then stops
 /// reading, lets running requests finish within the grace period, cancels the rest, and
@@ -166,7 +166,7 @@ fn admit(
     helper: &Helper,
     slots: &Arc<Semaphore>,
     users: &UserCounts,
-    peer: &crate::auth::Peer,
+    peer: &crate::base::auth::Peer,
 ) -> Result<Slot, (ErrorCode, String)> {
     let config = &helper.config;
     let privileged = peer.uid == 0 || (peer.authorized && peer.admin);

@@ -7,10 +7,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 use tsim_protocol::NsName;
 use tsim_protocol::net::SysctlKey;
 
-use crate::context::Helper;
-use crate::error::HelperError;
-use crate::firewall;
-use crate::tools::Tool;
+use crate::base::error::HelperError;
+use crate::kernel::firewall;
+use crate::kernel::tools::Tool;
+use crate::managed::context::Helper;
 
 /// What puts a change back.
 #[derive(Debug)]
@@ -75,22 +75,22 @@ pub async fn apply(helper: &Helper, ns: &NsName, undo: Undo) -> Result<(), Helpe
         }
         Undo::Iptables { ipv6, payload } => {
             let (_, restore) = firewall::iptables_tools(ipv6);
-            firewall::run_checked(helper, ns, entry.ino, restore, &[], Some(payload))
+            helper
+                .firewall()
+                .run_checked(ns, entry.ino, restore, &[], Some(payload))
                 .await
                 .map(drop)
         }
         Undo::Ipset { payload } => {
-            firewall::run_checked(helper, ns, entry.ino, Tool::Ipset, &["destroy"], None).await?;
-            firewall::run_checked(
-                helper,
-                ns,
-                entry.ino,
-                Tool::Ipset,
-                &["restore"],
-                Some(payload),
-            )
-            .await
-            .map(drop)
+            helper
+                .firewall()
+                .run_checked(ns, entry.ino, Tool::Ipset, &["destroy"], None)
+                .await?;
+            helper
+                .firewall()
+                .run_checked(ns, entry.ino, Tool::Ipset, &["restore"], Some(payload))
+                .await
+                .map(drop)
         }
     }
 }

@@ -23,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tsim_protocol::NsName;
 use tsim_protocol::ops::{SvcAddr, SvcInfo, Transport};
 
-use crate::context::Helper;
-use crate::error::{HelperError, chain};
-use crate::state::SvcRecord;
+use crate::base::error::{HelperError, chain};
+use crate::managed::context::Helper;
+use crate::managed::state::SvcRecord;
 
 /// A service's identity: namespace, address, port, protocol.
 pub type SvcKey = (NsName, IpAddr, u16, Transport);

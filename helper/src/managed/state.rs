@@ -29,48 +29,10 @@ use tsim_protocol::ops::{NetWarning, NsInfo, Transport};
 use tsim_protocol::topology::Topology;
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
+pub(crate) use crate::base::error::StateError;
+
 /// Version of the record format.
 const RECORD_VERSION: u32 = 1;
-
-/// A failure to use the state directory.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// The state directory is unsafe to use.
-    #[error("Refusing state directory {path}: {reason}")]
-    UnsafeDir {
-        /// The directory.
-        path: PathBuf,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// A directory could not be created or inspected.
-    #[error("Cannot use directory {path}")]
-    Dir {
-        /// The directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// A record could not be written.
-    #[error("Cannot write {path}")]
-    Write {
-        /// The record's path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// A record could not be removed.
-    #[error("Cannot remove {path}")]
-    Remove {
-        /// The record's path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-}
 
 /// Whether a namespace's creation is committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

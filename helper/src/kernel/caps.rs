@@ -9,7 +9,7 @@
 //! * `CAP_NET_RAW`: ICMP and raw sockets for probes;
 //! * `CAP_NET_BIND_SERVICE`: echo services on ports below 1024;
 //! * `CAP_SETPCAP`: to drop capabilities from the bounding set of the tools it runs (see
-//!   [`crate::jail`]); it only lets the helper give up rights, never gain one;
+//!   [`crate::kernel::jail`]); it only lets the helper give up rights, never gain one;
 //! * `CAP_SYS_CHROOT`: `setns` into the tools' mount namespace demands it (with
 //!   `CAP_SYS_ADMIN`); the helper never calls `chroot`.
 

@@ -28,11 +28,11 @@ use tsim_protocol::{
     ClientMessage, ErrorCode, Op, Request, Response, ServerMessage, Welcome, WireError,
 };
 
-use crate::auth::Peer;
-use crate::batch::{self, Progress};
-use crate::codec::{FrameCodec, FrameError};
-use crate::context::Helper;
+use crate::base::auth::Peer;
+use crate::managed::context::Helper;
 use crate::ops;
+use crate::serve::codec::{FrameCodec, FrameError};
+use crate::serve::request::{self, Progress};
 
 /// How long a client has to send `hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,8 +251,8 @@ async fn decode(conn: &Conn, body: bytes::BytesMut) -> Option<Result<ClientMessa
         () = conn.life.stop.cancelled() => return None,
     };
     let body = body.freeze();
-    let decoded = if crate::heavy::started() {
-        crate::heavy::run(move || decode_client_message(&body, max_ops))
+    let decoded = if crate::serve::heavy::started() {
+        crate::serve::heavy::run(move || decode_client_message(&body, max_ops))
             .await
             .ok_or("it panicked".to_string())
     } else {
@@ -382,7 +382,7 @@ async fn start_request(
         let progress = request
             .progress
             .then(|| Progress::new(id, conn.out.clone()));
-        let response = batch::run(&conn.helper, &conn.peer, request, &token, progress).await;
+        let response = request::run(&conn.helper, &conn.peer, request, &token, progress).await;
         log_outcome(&response, started.elapsed());
         conn.lock_in_flight().remove(&id);
         conn.send_response(response).await;
@@ -403,9 +403,9 @@ async fn start_request(
             .await
             .expect("the semaphore is never closed");
         let runtime = tokio::runtime::Handle::current();
-        if crate::heavy::started() {
-            // A panic is caught in `batch::run`, per operation; the job itself answers.
-            let _ = crate::heavy::run(move || runtime.block_on(job)).await;
+        if crate::serve::heavy::started() {
+            // A panic is caught in `request::run`, per operation; the job itself answers.
+            let _ = crate::serve::heavy::run(move || runtime.block_on(job)).await;
         } else {
             match runtime.runtime_flavor() {
                 tokio::runtime::RuntimeFlavor::MultiThread => {

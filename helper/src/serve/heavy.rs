@@ -27,7 +27,7 @@ pub fn start() -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("tsim-heavy".into())
         .spawn(move || {
-            crate::netns::check_home_thread();
+            crate::kernel::netns::check_home_thread();
             if let Err(e) = lower_priority() {
                 tracing::warn!(error = %e, "Cannot lower the heavy thread's priority");
             }

@@ -22,12 +22,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::link::LinkMessage;
-use rtnetlink::packet_route::route::{RouteFlags, RouteMessage};
-
-use crate::netlink::{Netlink, NetlinkError};
-
 /// How often at most a uid's namespaces are all measured again.
 pub const REMEASURE_EVERY: Duration = Duration::from_secs(5);
 
@@ -130,35 +124,6 @@ impl Remeasured {
     }
 }
 
-/// Counts the links, addresses, routes (every table and family, cached clones left out),
-/// policy rules and neighbour entries of the namespace behind `nl`.
-pub async fn count_netlink(nl: &Netlink) -> Result<u64, NetlinkError> {
-    let action = || "count the namespace's objects".to_string();
-    let mut total = 0u64;
-    let requests = [
-        RouteNetlinkMessage::GetLink(LinkMessage::default()),
-        RouteNetlinkMessage::GetAddress(Default::default()),
-        RouteNetlinkMessage::GetRoute(RouteMessage::default()),
-        RouteNetlinkMessage::GetRule(Default::default()),
-        RouteNetlinkMessage::GetNeighbour(Default::default()),
-    ];
-    for request in requests {
-        let answers = nl.dump(request, action).await?;
-        total += answers
-            .iter()
-            .filter(|m| match m {
-                RouteNetlinkMessage::NewRoute(r) => !r.header.flags.contains(RouteFlags::Cloned),
-                RouteNetlinkMessage::NewLink(_)
-                | RouteNetlinkMessage::NewAddress(_)
-                | RouteNetlinkMessage::NewRule(_)
-                | RouteNetlinkMessage::NewNeighbour(_) => true,
-                _ => false,
-            })
-            .count() as u64;
-    }
-    Ok(total)
-}
-
 /// The rules and chains of an `iptables-save` text or a restore payload, by table: every
 /// line of a table but its `COMMIT`, blanks and comments (for a payload an upper bound: a
 /// `-D` line counts as one more, not one less).
@@ -205,7 +170,7 @@ pub fn iptables_after(before: &str, payload: &str, noflush: bool) -> (u64, u64) 
 /// screen splits them (as the tool does); a payload the screen would refuse counts every
 /// line as a bitmap set.
 pub fn ipset_objects(text: &str) -> u64 {
-    let Ok(lines) = crate::payload::ipset_lines(text) else {
+    let Ok(lines) = crate::pure::payload::ipset_lines(text) else {
         return (text.split('\n').count() as u64).saturating_mul(BITMAP_SET_WEIGHT);
     };
     lines
