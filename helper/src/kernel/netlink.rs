@@ -76,11 +76,31 @@ pub fn open_socket() -> std::io::Result<NetlinkSocket> {
 /// side by side, and a burst of them never takes the serving threads.
 const NETLINK_THREADS: usize = 4;
 
+/// Every message the kernel sends back for one request, up to its acknowledgement or the end
+/// of its dump.
+pub(crate) type Replies = futures::stream::BoxStream<'static, NetlinkMessage<RouteNetlinkMessage>>;
+
+/// Where a [`Netlink`]'s requests go: the seam between the helper and the kernel's routing
+/// netlink. The real one is a socket opened inside the namespace ([`rtnetlink::Handle`]);
+/// the unit tests' is the in-memory kernel of `kernel::fake`, which can fail any step.
+/// Everything above it (acknowledgements, echoes, gets, dumps and their retries, errors)
+/// is the same code for both.
+pub(crate) trait Transport: Send + Sync + std::fmt::Debug {
+    /// Sends `request` and returns the stream of its replies; `None` if the socket is gone.
+    fn send(&self, request: NetlinkMessage<RouteNetlinkMessage>) -> Option<Replies>;
+}
+
+impl Transport for rtnetlink::Handle {
+    fn send(&self, request: NetlinkMessage<RouteNetlinkMessage>) -> Option<Replies> {
+        self.clone().request(request).ok().map(StreamExt::boxed)
+    }
+}
+
 /// A netlink socket inside one namespace.
 #[derive(Debug, Clone)]
 pub struct Netlink {
     ns: NsName,
-    handle: rtnetlink::Handle,
+    transport: Arc<dyn Transport>,
     /// Peer-namespace ids seen from this namespace, to name a veth's peer namespace.
     nsids: Arc<Mutex<HashMap<i32, NsName>>>,
     /// Held while a dump runs: the kernel answers a second dump on a socket that has one in
@@ -110,9 +130,14 @@ impl Netlink {
         driver()
             .expect("a socket was opened, so the netlink threads run")
             .spawn(connection);
+        Self::over(ns, Arc::new(handle))
+    }
+
+    /// Requests for namespace `ns` sent through `transport`.
+    pub(crate) fn over(ns: NsName, transport: Arc<dyn Transport>) -> Self {
         Self {
             ns,
-            handle,
+            transport,
             nsids: Arc::default(),
             dumping: Arc::default(),
         }
@@ -137,9 +162,9 @@ impl Netlink {
     ) -> Result<(), NetlinkError> {
         let mut request = NetlinkMessage::from(message);
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-        let mut responses = match self.handle.clone().request(request) {
-            Ok(r) => r,
-            Err(_) => return Err(self.error(action(), 0, None)),
+        let mut responses = match self.transport.send(request) {
+            Some(r) => r,
+            None => return Err(self.error(action(), 0, None)),
         };
         while let Some(response) = responses.next().await {
             if let NetlinkPayload::Error(e) = response.payload {
@@ -166,9 +191,9 @@ impl Netlink {
         use rtnetlink::packet_core::NLM_F_ECHO;
         let mut request = NetlinkMessage::from(message);
         request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO | flags;
-        let mut responses = match self.handle.clone().request(request) {
-            Ok(r) => r,
-            Err(_) => return Err(self.error(action(), 0, None)),
+        let mut responses = match self.transport.send(request) {
+            Some(r) => r,
+            None => return Err(self.error(action(), 0, None)),
         };
         let mut echoed = Vec::new();
         while let Some(response) = responses.next().await {
@@ -195,9 +220,9 @@ impl Netlink {
     ) -> Result<RouteNetlinkMessage, NetlinkError> {
         let mut request = NetlinkMessage::from(message);
         request.header.flags = NLM_F_REQUEST;
-        let mut responses = match self.handle.clone().request(request) {
-            Ok(r) => r,
-            Err(_) => return Err(self.error(action(), 0, None)),
+        let mut responses = match self.transport.send(request) {
+            Some(r) => r,
+            None => return Err(self.error(action(), 0, None)),
         };
         let mut answer = None;
         while let Some(response) = responses.next().await {
@@ -227,9 +252,9 @@ impl Netlink {
         for _ in 0..DUMP_ATTEMPTS {
             let mut request = NetlinkMessage::from(message.clone());
             request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-            let mut responses = match self.handle.clone().request(request) {
-                Ok(r) => r,
-                Err(_) => return Err(self.error(action(), 0, None)),
+            let mut responses = match self.transport.send(request) {
+                Some(r) => r,
+                None => return Err(self.error(action(), 0, None)),
             };
             let mut out = Vec::new();
             let mut interrupted = false;
