@@ -4,6 +4,8 @@
 //! Nothing here knows about requests, users or the registry.
 
 pub(crate) mod caps;
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod firewall;
 pub(crate) mod jail;
 pub(crate) mod netlink;

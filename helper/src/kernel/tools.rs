@@ -77,6 +77,12 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// No tools at all (the unit tests' fake kernel runs none).
+    #[cfg(test)]
+    pub fn none() -> Self {
+        Self { found: Vec::new() }
+    }
+
     /// Looks for every tool; logs what was found and what is missing.
     pub fn discover() -> Self {
         let mut found = Vec::new();

@@ -175,3 +175,49 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+impl Helper {
+    /// A helper for unit tests, on the current runtime: its state in `dir`, no tools, no
+    /// jail, and namespaces `names` (owned by uid `owner`, ready) living in the fake kernel
+    /// `fake`.
+    pub fn for_tests(
+        dir: &std::path::Path,
+        fake: &crate::kernel::fake::FakeKernel,
+        names: &[tsim_protocol::NsName],
+        owner: u32,
+    ) -> Arc<Self> {
+        use clap::Parser;
+        let dir_arg = dir.to_str().expect("a UTF-8 temporary directory");
+        let config = Config::try_parse_from(["tsim-helper", "--state-dir", dir_arg])
+            .expect("the test's options parse");
+        let store = StateStore::open(dir).expect("the test's state directory");
+        let authz = Authorizer {
+            group: None,
+            admin_group: None,
+        };
+        let (helper, _) = Helper::start(
+            config,
+            authz,
+            store,
+            RuntimeHandle::current(),
+            (Tools::none(), Jail::off()),
+        )
+        .expect("a helper on an empty state directory");
+        for (i, name) in names.iter().enumerate() {
+            let netlink = fake.add_ns(name);
+            let ino = 1000 + i as u64;
+            let txn = helper.next_txn();
+            helper
+                .registry
+                .reserve(name, owner, None, now_ms(), txn)
+                .expect("a free name");
+            helper
+                .registry
+                .created(name, ino, netlink, false)
+                .expect("recorded");
+            helper.registry.commit_created(name).expect("committed");
+        }
+        helper
+    }
+}

@@ -140,10 +140,29 @@ impl Dependents {
         let neighs = dump_neighs(nl, AddressFamily::Unspec, None)
             .await?
             .into_iter()
-            .filter(|n| n.header.state == NeighbourState::Permanent)
+            // The states a neighbour can be written in (the others are the kernel's own,
+            // passing ones): the kernel drops them all with a link's last IPv4 address.
+            .filter(|n| {
+                matches!(
+                    n.header.state,
+                    NeighbourState::Permanent
+                        | NeighbourState::Noarp
+                        | NeighbourState::Reachable
+                        | NeighbourState::Stale
+                )
+            })
             .map(nlmsg::readdable_neigh)
             .collect();
         Ok(Self { routes, neighs })
+    }
+
+    /// The requests that add all of them back: a route still there is refused (`EEXIST`,
+    /// which undo passes over), a neighbour still there is written as it was.
+    pub fn readd_all(self) -> Vec<(RouteNetlinkMessage, u16)> {
+        self.lost_since(&Dependents {
+            routes: Vec::new(),
+            neighs: Vec::new(),
+        })
     }
 
     /// The requests that add back what was here before and is gone in `now`.

@@ -1,5 +1,6 @@
 //! `link_set`: change a link's state, master, MTU, MAC or name; the old values are recorded
-//! first, so a failure part-way is put back.
+//! first, so a failure part-way is put back. Taking a link down makes the kernel drop its
+//! IPv4 routes and its neighbours, and a new MAC its neighbours: the undo adds them back.
 
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -7,6 +8,7 @@ use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Done, LinkSet};
 
 use super::OpCtx;
+use super::common::Dependents;
 use crate::base::error::HelperError;
 use crate::txn::Txn;
 use crate::txn::undo::Undo;
@@ -85,11 +87,21 @@ pub(super) async fn handle(
         return Ok(OpResult::LinkSet(Done {}));
     }
     let what = format!("change link {}", args.name);
-    txn.changed(
-        &h.name,
-        what.clone(),
-        Undo::Netlink(vec![(RouteNetlinkMessage::SetLink(restore), 0)]),
-    );
+    let going_down = args.up == Some(false) && current.header.flags.contains(LinkFlags::Up);
+    let new_mac = args.mac.is_some_and(|m| {
+        old(|a| match a {
+            LinkAttribute::Address(m) => Some(LinkAttribute::Address(m.clone())),
+            _ => None,
+        }) != Some(LinkAttribute::Address(m.0.to_vec()))
+    });
+    // In a namespace this request made, undoing its creation removes everything.
+    let dependents = match (going_down || new_mac) && !h.fresh {
+        true => Some(Dependents::read(&h.nl).await?),
+        false => None,
+    };
+    let mut undo = vec![(RouteNetlinkMessage::SetLink(restore), 0)];
+    undo.extend(dependents.map(Dependents::readd_all).unwrap_or_default());
+    txn.changed(&h.name, what.clone(), Undo::Netlink(undo));
     h.nl.ack(RouteNetlinkMessage::SetLink(change), 0, || what)
         .await?;
     Ok(OpResult::LinkSet(Done {}))

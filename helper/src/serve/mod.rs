@@ -4,6 +4,8 @@
 
 pub mod codec;
 pub(crate) mod conn;
+#[cfg(test)]
+mod fake_kernel_tests;
 pub(crate) mod heavy;
 pub(crate) mod listener;
 pub(crate) mod request;
