@@ -92,10 +92,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             state_dir = %helper.config.state_dir.display(),
             "Registry recovered"
         );
-        crate::managed::hosts::recover_gateways(&helper, &recovery.lost_hosts).await;
-        helper.services.restore(&helper).await;
-        crate::ops::reach::sweep(&helper).await;
-        tokio::spawn(crate::ops::pool::run(helper.clone()));
+        crate::ops::recover(&helper, &recovery).await;
         let signal = shutdown_signal()?;
         let shutdown = async {
             signal.await;

@@ -273,6 +273,22 @@ impl<'a> OpCtx<'a> {
     }
 }
 
+/// Puts every kind of managed object right after a start, before anything is served, in
+/// this order: the registry was recovered by [`Helper::start`] (namespaces adopted, rolled
+/// back or dropped); then the gateways no remaining host needs go, the echo services whose
+/// namespace is still ours are bound again, the reachability chains a crash left on the
+/// routers are removed, and the pool task starts. A new kind of managed object adds its
+/// recovery here.
+pub async fn recover(
+    helper: &std::sync::Arc<Helper>,
+    recovery: &crate::managed::registry::Recovery,
+) {
+    crate::managed::hosts::recover_gateways(helper, &recovery.lost_hosts).await;
+    helper.services.restore(helper).await;
+    reach::sweep(helper).await;
+    tokio::spawn(pool::run(helper.clone()));
+}
+
 /// Runs one operation, recording its effects in `txn`.
 pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult, HelperError> {
     match op {
