@@ -180,3 +180,32 @@ impl BlockingClient {
         self.runtime.block_on(self.client.probe_echo(proto, args))
     }
 }
+
+/// Every operation as a typed method, generated from the protocol's table like
+/// [`crate::client::Ops`]: `client.op().route_add(spec)?`.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockingOps<'a>(&'a BlockingClient);
+
+impl BlockingClient {
+    /// Every operation as a typed method: see [`BlockingOps`].
+    pub fn op(&self) -> BlockingOps<'_> {
+        BlockingOps(self)
+    }
+}
+
+macro_rules! typed_methods {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) -> $result:ty, $name:ident, $mutating:literal; )+) => {
+        impl BlockingOps<'_> {
+            $(
+                $(#[$doc])*
+                ///
+                #[doc = concat!("Sends one `", stringify!($name), "` and returns its result.")]
+                pub fn $name(&self, args: $args) -> Result<$result, ClientError> {
+                    self.0.runtime.block_on(self.0.client.op().$name(args))
+                }
+            )+
+        }
+    };
+}
+
+tsim_protocol::for_each_op!(typed_methods);

@@ -497,6 +497,40 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Every operation as a typed method, generated from the protocol's table of operations
+/// (`tsim_protocol::for_each_op!`): `client.op().route_add(spec).await?` sends one
+/// `route_add` and returns its result, so that a new operation needs no code in the clients.
+/// The methods of [`Client`] itself are the shorter forms of the common ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Ops<'a>(&'a Client);
+
+impl Client {
+    /// Every operation as a typed method: see [`Ops`].
+    pub fn op(&self) -> Ops<'_> {
+        Ops(self)
+    }
+}
+
+macro_rules! typed_methods {
+    ($( $(#[$doc:meta])* $variant:ident($args:ty) -> $result:ty, $name:ident, $mutating:literal; )+) => {
+        impl Ops<'_> {
+            $(
+                $(#[$doc])*
+                ///
+                #[doc = concat!("Sends one `", stringify!($name), "` and returns its result.")]
+                pub async fn $name(&self, args: $args) -> Result<$result, ClientError> {
+                    match self.0.call(Op::$variant(args)).await? {
+                        OpResult::$variant(result) => Ok(result),
+                        other => Err(unexpected(&other)),
+                    }
+                }
+            )+
+        }
+    };
+}
+
+tsim_protocol::for_each_op!(typed_methods);
+
 fn unexpected(result: &OpResult) -> ClientError {
     ClientError::Protocol(format!("unexpected result for operation {}", result.name()))
 }

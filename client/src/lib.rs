@@ -16,8 +16,8 @@ pub mod network;
 #[cfg(feature = "facts")]
 pub use tsim_facts as facts;
 
-pub use blocking::BlockingClient;
-pub use client::{Client, ClientError, DEFAULT_SOCKET, PendingRequest, RequestOptions};
+pub use blocking::{BlockingClient, BlockingOps};
+pub use client::{Client, ClientError, DEFAULT_SOCKET, Ops, PendingRequest, RequestOptions};
 pub use tsim_protocol as protocol;
 
 /// The socket to use: `explicit` if given, else `$TSIM_SOCKET`, else [`DEFAULT_SOCKET`].

@@ -99,6 +99,46 @@ fn two_namespaces(helper: &TestHelper) -> (BlockingClient, String, String) {
     (client, a, b)
 }
 
+/// The typed methods generated from the table of operations (`client.op()`) send the
+/// operation and return its own result type.
+#[test]
+fn typed_methods_for_every_operation() {
+    use tsim_client::protocol::ops::{LinkAddBridge, LinkList, NsDelete, Ping};
+    require_priv!();
+    let helper = TestHelper::start();
+    let (client, a, _b) = two_namespaces(&helper);
+    let ns = a.parse().unwrap();
+    client.op().ping(Ping::default()).unwrap();
+    let added = client
+        .op()
+        .link_add_bridge(LinkAddBridge {
+            ns: a.parse().unwrap(),
+            name: "br0".parse().unwrap(),
+            ageing_time: None,
+            mtu: None,
+            up: true,
+        })
+        .unwrap();
+    let links = client
+        .op()
+        .link_list(LinkList {
+            ns,
+            name: Some("br0".parse().unwrap()),
+        })
+        .unwrap();
+    assert_eq!(links.links.len(), 1, "{links:?}");
+    assert_eq!(links.links[0].index, added.index);
+    assert_eq!(links.links[0].kind.as_deref(), Some("bridge"));
+    // An error comes back as the helper's error, with its code.
+    let err = client
+        .op()
+        .ns_delete(NsDelete {
+            name: "tsim-test-no-such-namespace".parse().unwrap(),
+        })
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound), "{err}");
+}
+
 #[test]
 fn links_veth_bridge_dummy_set_delete_flush() {
     require_priv!();
