@@ -8,11 +8,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::names::{Cidr, IfName, NsName};
-use crate::net::{
-    Family, Ip, IpProto, PortRange, RouteProto, RouteType, RuleAction, Scope, SysctlKey,
-    SysctlValue, TableId,
-};
-use crate::ops::{AddrSpec, NextHop, RouteSpec, RuleSpec};
+use crate::net::{Ip, RouteProto, RouteType, RuleAction, Scope, SysctlKey, SysctlValue, TableId};
+/// A policy rule of a router; defined with `RuleSpec` from one list of fields
+/// (`protocol/src/ops/net.rs`).
+pub use crate::ops::RuleDef;
+use crate::ops::{AddrSpec, NextHop, RouteSpec};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -174,78 +174,6 @@ impl RouteDef {
             proto: self.proto,
             onlink: self.onlink,
             nexthops: self.nexthops.clone(),
-        }
-    }
-}
-
-/// A policy rule of a router (as [`RuleSpec`], without the namespace).
-///
-/// Since protocol 1.1.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct RuleDef {
-    /// Family.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<Family>,
-    /// Preference.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pref: Option<u32>,
-    /// Source prefix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Cidr>,
-    /// Destination prefix.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Cidr>,
-    /// Input interface.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iif: Option<IfName>,
-    /// Output interface.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oif: Option<IfName>,
-    /// Firewall mark.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmark: Option<u32>,
-    /// Mark mask.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmask: Option<u32>,
-    /// TOS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tos: Option<u8>,
-    /// Destination ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dport: Option<PortRange>,
-    /// Source ports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sport: Option<PortRange>,
-    /// IP protocol.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipproto: Option<IpProto>,
-    /// Table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<TableId>,
-    /// Action.
-    #[serde(default)]
-    pub action: RuleAction,
-}
-
-impl RuleDef {
-    /// The rule as an operation's arguments in namespace `ns`.
-    pub fn spec(&self, ns: &NsName) -> RuleSpec {
-        RuleSpec {
-            ns: ns.clone(),
-            family: self.family,
-            pref: self.pref,
-            from: self.from,
-            to: self.to,
-            iif: self.iif.clone(),
-            oif: self.oif.clone(),
-            fwmark: self.fwmark,
-            fwmask: self.fwmask,
-            tos: self.tos,
-            dport: self.dport,
-            sport: self.sport,
-            ipproto: self.ipproto,
-            table: self.table,
-            action: self.action,
         }
     }
 }

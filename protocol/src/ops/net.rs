@@ -306,55 +306,86 @@ pub struct RouteGet {
     pub mark: Option<u32>,
 }
 
-/// Arguments of `rule_add` and `rule_delete`.
-///
-/// Since protocol 1.1.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleSpec {
-    /// The namespace.
-    pub ns: NsName,
+/// Defines a policy rule's two forms from one list of fields: [`RuleDef`], a rule of a
+/// router in the topology document, and [`RuleSpec`], the same rule in a namespace (the
+/// arguments of `rule_add` and `rule_delete`), with [`RuleDef::spec`] between them. The wire
+/// form of each is a flat map, as before; a field added here is in both.
+macro_rules! rule_forms {
+    ($( $(#[$attr:meta])* $field:ident: $ty:ty, )+) => {
+        /// A policy rule of a router (as [`RuleSpec`], without the namespace).
+        ///
+        /// Since protocol 1.1.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct RuleDef {
+            $( $(#[$attr])* pub $field: $ty, )+
+        }
+
+        /// Arguments of `rule_add` and `rule_delete`.
+        ///
+        /// Since protocol 1.1.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct RuleSpec {
+            /// The namespace.
+            pub ns: NsName,
+            $( $(#[$attr])* pub $field: $ty, )+
+        }
+
+        impl RuleDef {
+            /// The rule as an operation's arguments in namespace `ns`.
+            pub fn spec(&self, ns: &NsName) -> RuleSpec {
+                RuleSpec {
+                    ns: ns.clone(),
+                    $( $field: self.$field.clone(), )+
+                }
+            }
+        }
+    };
+}
+
+rule_forms! {
+
     /// Family (default: that of `from`/`to`, else inet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<Family>,
+    family: Option<Family>,
     /// Preference (priority).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pref: Option<u32>,
+    pref: Option<u32>,
     /// Source prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Cidr>,
+    from: Option<Cidr>,
     /// Destination prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Cidr>,
+    to: Option<Cidr>,
     /// Input interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub iif: Option<IfName>,
+    iif: Option<IfName>,
     /// Output interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oif: Option<IfName>,
+    oif: Option<IfName>,
     /// Firewall mark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmark: Option<u32>,
+    fwmark: Option<u32>,
     /// Mask for `fwmark`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fwmask: Option<u32>,
+    fwmask: Option<u32>,
     /// TOS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tos: Option<u8>,
+    tos: Option<u8>,
     /// Destination port or range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dport: Option<PortRange>,
+    dport: Option<PortRange>,
     /// Source port or range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sport: Option<PortRange>,
+    sport: Option<PortRange>,
     /// IP protocol.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ipproto: Option<IpProto>,
+    ipproto: Option<IpProto>,
     /// Table to look up (required for `lookup`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<TableId>,
+    table: Option<TableId>,
     /// Action (default lookup).
     #[serde(default)]
-    pub action: RuleAction,
+    action: RuleAction,
 }
 
 /// Arguments of `rule_list`.
