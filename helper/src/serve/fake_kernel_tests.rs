@@ -296,6 +296,43 @@ fn every_operation_is_undone() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// The operations the table marks as not mutating (`Op::is_mutating`, which the Python
+/// client's retry after a lost connection relies on) send no change to the kernel.
+#[test]
+fn reads_change_nothing() {
+    let reads = [
+        op("link_list", json!({})),
+        op("addr_list", json!({})),
+        op("route_list", json!({})),
+        op("rule_list", json!({})),
+        op("ns_list", json!({})),
+        op("status", json!({})),
+    ];
+    runtime().block_on(async {
+        let bench = Bench::new();
+        let r = bench.run(&setup(), false).await;
+        assert!(r.error.is_none(), "set-up: {:?}", r.error);
+        for read in &reads {
+            let parsed: Op = serde_json::from_value(read.clone()).expect("a valid operation");
+            assert!(
+                !parsed.is_mutating(),
+                "{} is marked as mutating",
+                parsed.name()
+            );
+            let (changes, before) = (bench.fake.changes(), bench.snapshot());
+            let r = bench.run(std::slice::from_ref(read), false).await;
+            assert!(r.error.is_none(), "{}: {:?}", parsed.name(), r.error);
+            assert_eq!(
+                bench.fake.changes(),
+                changes,
+                "{} sent a change",
+                parsed.name()
+            );
+            assert_eq!(bench.snapshot(), before);
+        }
+    });
+}
+
 /// A random operation on a few names, so that operations collide often (the same link, the
 /// same address, the same route).
 fn any_op() -> impl Strategy<Value = Value> {
