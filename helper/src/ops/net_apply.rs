@@ -31,7 +31,7 @@ use crate::kernel::firewall::{self, Skipped};
 use crate::kernel::tools::Tool;
 use crate::managed::context::now_ms;
 use crate::managed::state::NetRecord;
-use crate::pure::network::{self, RouterChange};
+use crate::pure::network::{self, NetDiff, RouterChange};
 use crate::txn::undo::Undo;
 use crate::txn::{Effect, Txn};
 
@@ -466,6 +466,50 @@ fn off_worker<T>(big: bool, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The network in place, as recorded, without the routers that have gone since; and, when
+/// the hidden namespace is gone, the routers still there, which lost their veths and are
+/// rebuilt.
+fn in_place(
+    record: Option<&NetRecord>,
+    hidden_there: bool,
+    managed: impl Fn(&NsName) -> bool,
+) -> (Topology, Vec<NsName>) {
+    let mut current = match (record, hidden_there) {
+        (Some(r), true) => r.topology.clone(),
+        _ => Topology::default(),
+    };
+    current.routers.retain(|r| managed(&r.name));
+    let orphans = match (record, hidden_there) {
+        (Some(r), false) => r
+            .topology
+            .routers
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|n| managed(n))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (current, orphans)
+}
+
+/// How many progress steps an apply of `d` takes, with `orphans` routers to rebuild.
+fn step_count(d: &NetDiff<'_>, orphans: usize) -> usize {
+    let count = |r: &RouterDef| 1 + r.interfaces.len() * 2 + r.routes.len() + r.rules.len() + 2;
+    1 + d.add_bridges.len()
+        + d.add_routers.iter().map(|r| count(r)).sum::<usize>()
+        + d.change_routers
+            .iter()
+            .filter_map(|c| c.new)
+            .map(count)
+            .sum::<usize>()
+        + d.remove_routers.len()
+        + d.remove_bridges.len()
+        + orphans
+}
+
+/// Applies `args.topology`: checks it, compares it with the network in place, then makes
+/// what is new ([`prepare`], [`build`]), removes what has gone ([`remove`]) and records the
+/// result ([`finish`]). Everything goes through `txn`, so a failure undoes it all.
 pub(super) async fn handle(
     ctx: &OpCtx<'_>,
     args: NetApply,
@@ -479,52 +523,58 @@ pub(super) async fn handle(
     let desired = network::effective(&args.topology, args.policy_tables);
     let record = helper.registry.store().load_net()?;
     let hidden_there = helper.registry.is_managed(&hidden);
-
-    // The network in place, as recorded, without what has gone since.
-    let mut current = match (&record, hidden_there) {
-        (Some(r), true) => r.topology.clone(),
-        _ => Topology::default(),
-    };
-    current
-        .routers
-        .retain(|r| helper.registry.is_managed(&r.name));
-    // Without the hidden namespace, routers that are still there lost their veths: rebuild.
-    let orphans: Vec<NsName> = match (&record, hidden_there) {
-        (Some(r), false) => r
-            .topology
-            .routers
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|n| helper.registry.is_managed(n))
-            .collect(),
-        _ => Vec::new(),
-    };
-
+    let (current, orphans) = in_place(record.as_ref(), hidden_there, |n| {
+        helper.registry.is_managed(n)
+    });
     let d = off_worker(big, || network::diff(&current, &desired));
-    let count = |r: &RouterDef| 1 + r.interfaces.len() * 2 + r.routes.len() + r.rules.len() + 2;
-    let total = 1
-        + d.add_bridges.len()
-        + d.add_routers.iter().map(|r| count(r)).sum::<usize>()
-        + d.change_routers
-            .iter()
-            .filter_map(|c| c.new)
-            .map(count)
-            .sum::<usize>()
-        + d.remove_routers.len()
-        + d.remove_bridges.len()
-        + orphans.len();
     let mut run = Runner {
         ctx,
         done: 0,
-        total,
+        total: step_count(&d, orphans.len()),
         warnings: Vec::new(),
     };
+    let hidden_ns = Hidden {
+        name: &hidden,
+        there: hidden_there,
+    };
+    prepare(&mut run, &d, &orphans, hidden_ns, txn).await?;
+    build(&mut run, &d, &hidden, txn).await?;
+    let doomed = remove(&mut run, &d, &desired, &hidden, txn).await?;
+    let warnings = std::mem::take(&mut run.warnings);
+    finish(
+        ctx,
+        (record, args.policy_tables),
+        (&desired, &d),
+        warnings,
+        doomed,
+        txn,
+    )
+}
 
+/// The hidden namespace, and whether it was there before this apply.
+#[derive(Clone, Copy)]
+struct Hidden<'a> {
+    name: &'a NsName,
+    there: bool,
+}
+
+/// Before the routers are built: the pool drained and the orphaned routers deleted if the
+/// hidden namespace is gone (and then the hidden namespace made), the new bridges, the
+/// interfaces replaced under the same name deleted, and the new routers' namespaces.
+async fn prepare(
+    run: &mut Runner<'_, '_>,
+    d: &NetDiff<'_>,
+    orphans: &[NsName],
+    hidden_ns: Hidden<'_>,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let ctx = run.ctx;
+    let (hidden, hidden_there) = (hidden_ns.name.clone(), hidden_ns.there);
     if !hidden_there {
         // Pooled namespaces hang off a hidden namespace that is gone.
         super::pool::drain(ctx, txn).await?;
     }
-    for orphan in &orphans {
+    for orphan in orphans {
         run.op(
             "routers",
             Op::NsDelete(NsDelete {
@@ -595,7 +645,18 @@ pub(super) async fn handle(
         };
         run.op("routers", Op::NsCreate(create), txn).await?;
     }
+    Ok(())
+}
 
+/// The routers' links, addresses, routes and rules, with their firewalls restored several
+/// routers at once meanwhile.
+async fn build(
+    run: &mut Runner<'_, '_>,
+    d: &NetDiff<'_>,
+    hidden: &NsName,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let ctx = run.ctx;
     // Firewalls, several routers at once, while the links, addresses and routes are made
     // (an iptables-restore mostly waits for the kernel); each job's undo data is recorded
     // after it ends.
@@ -625,10 +686,10 @@ pub(super) async fn handle(
         .collect::<Vec<Result<FirewallDone, HelperError>>>();
     let build = async {
         for router in &d.add_routers {
-            add_router(&mut run, router, &hidden, txn).await?;
+            add_router(&mut *run, router, hidden, txn).await?;
         }
         for change in &d.change_routers {
-            change_router(&mut run, change, &hidden, txn).await?;
+            change_router(&mut *run, change, hidden, txn).await?;
         }
         Ok::<(), HelperError>(())
     };
@@ -658,9 +719,22 @@ pub(super) async fn handle(
     for _ in 0..finished {
         run.step("firewall").await?;
     }
+    Ok(())
+}
 
+/// Removals, last: the hosts that would lose their router, interface or bridge, the
+/// interfaces that have gone, the routers, the bridges. Returns the hosts removed.
+async fn remove(
+    run: &mut Runner<'_, '_>,
+    d: &NetDiff<'_>,
+    desired: &Topology,
+    hidden: &NsName,
+    txn: &mut Txn,
+) -> Result<Vec<NsName>, HelperError> {
+    let ctx = run.ctx;
+    let helper = ctx.helper;
     // Removals last: first the hosts that would lose their router, interface or bridge.
-    let doomed = doomed_hosts(helper, &desired);
+    let doomed = doomed_hosts(helper, desired);
     for host in &doomed {
         run.step("hosts").await?;
         super::host::remove(ctx, host, txn).await?;
@@ -704,19 +778,27 @@ pub(super) async fn handle(
         )
         .await?;
     }
+    Ok(doomed)
+}
 
+/// The new network's record (its warnings carried over where they still hold), kept
+/// undoable, and the answer.
+fn finish(
+    ctx: &OpCtx<'_>,
+    (record, policy_tables): (Option<NetRecord>, bool),
+    (desired, d): (&Topology, &NetDiff<'_>),
+    new_warnings: Vec<NetWarning>,
+    doomed: Vec<NsName>,
+    txn: &mut Txn,
+) -> Result<OpResult, HelperError> {
+    let helper = ctx.helper;
     let previous = record
         .as_ref()
         .map(|r| r.warnings.as_slice())
         .unwrap_or(&[]);
-    let warnings = network::carry_warnings(previous, run.warnings, &desired, &d);
+    let warnings = network::carry_warnings(previous, new_warnings, desired, d);
     super::pool::kick(helper);
-    let new_record = NetRecord::new(
-        desired.clone(),
-        args.policy_tables,
-        warnings.clone(),
-        now_ms(),
-    );
+    let new_record = NetRecord::new(desired.clone(), policy_tables, warnings.clone(), now_ms());
     helper.registry.store().save_net(Some(&new_record))?;
     txn.push(Effect::NetState {
         previous: record.map(Box::new),
@@ -736,4 +818,68 @@ pub(super) async fn handle(
         warnings,
         hosts_removed: doomed,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(name: &str) -> RouterDef {
+        serde_json::from_value(serde_json::json!({
+            "name": name, "interfaces": [], "routes": [], "rules": [], "sysctls": []
+        }))
+        .expect("a router")
+    }
+
+    fn record(routers: &[&str]) -> NetRecord {
+        let topology = Topology {
+            routers: routers.iter().map(|r| router(r)).collect(),
+            ..Topology::default()
+        };
+        NetRecord::new(topology, false, Vec::new(), 0)
+    }
+
+    fn names(t: &Topology) -> Vec<String> {
+        t.routers.iter().map(|r| r.name.to_string()).collect()
+    }
+
+    #[test]
+    fn in_place_is_the_record_without_routers_gone_since() {
+        let rec = record(&["r1", "r2", "r3"]);
+        let managed = |n: &NsName| n.as_str() != "r2";
+        let (current, orphans) = in_place(Some(&rec), true, managed);
+        assert_eq!(names(&current), ["r1", "r3"]);
+        assert!(orphans.is_empty());
+        // Nothing recorded: nothing in place.
+        let (current, orphans) = in_place(None, true, managed);
+        assert!(current.routers.is_empty() && orphans.is_empty());
+    }
+
+    #[test]
+    fn without_the_hidden_namespace_the_routers_left_are_rebuilt() {
+        let rec = record(&["r1", "r2", "r3"]);
+        let (current, orphans) = in_place(Some(&rec), false, |n| n.as_str() != "r2");
+        assert!(current.routers.is_empty(), "everything is made again");
+        let orphans: Vec<&str> = orphans.iter().map(NsName::as_str).collect();
+        assert_eq!(orphans, ["r1", "r3"]);
+    }
+
+    #[test]
+    fn steps_count_every_router_interface_route_and_removal() {
+        let empty = Topology::default();
+        let mut new = Topology::default();
+        let mut r = router("r1");
+        r.interfaces = serde_json::from_value(serde_json::json!([
+            {"name": "eth0", "up": true, "hidden_end": "v1"},
+            {"name": "eth1", "up": true, "hidden_end": "v2"}
+        ]))
+        .expect("interfaces");
+        new.routers.push(r);
+        let d = network::diff(&empty, &new);
+        // 1 (the record) + the router: 1 + 2 per interface + routes + rules + 2.
+        assert_eq!(step_count(&d, 0), 1 + 1 + 2 * 2 + 2);
+        assert_eq!(step_count(&d, 3), 1 + 1 + 2 * 2 + 2 + 3);
+        let gone = network::diff(&new, &empty);
+        assert_eq!(step_count(&gone, 0), 1 + 1);
+    }
 }
