@@ -1260,6 +1260,10 @@ fn every_kind_of_change_is_rolled_back() {
             json!({"op": "link_add_bridge", "ns": b, "name": "br1", "up": true}),
             json!({"op": "route_add", "ns": b, "dst": "10.6.0.0/16", "dev": "br1"}),
             json!({"op": "neigh_replace", "ns": b, "dev": "br1", "ip": "10.6.0.9", "lladdr": "02:00:00:00:00:69"}),
+            // A link that is down, with a neighbour: bringing it up is undone by taking it
+            // down, which takes the neighbour with it.
+            json!({"op": "link_add_bridge", "ns": b, "name": "br2"}),
+            json!({"op": "neigh_replace", "ns": b, "dev": "br2", "ip": "10.6.1.9", "lladdr": "02:00:00:00:00:6a"}),
         ],
     );
     let snapshot = |ns: &str| {
@@ -1362,6 +1366,10 @@ fn every_kind_of_change_is_rolled_back() {
         (
             "link down",
             vec![json!({"op": "link_set", "ns": b, "name": "br1", "up": false})],
+        ),
+        (
+            "link up",
+            vec![json!({"op": "link_set", "ns": b, "name": "br2", "up": true})],
         ),
         (
             "new MAC",

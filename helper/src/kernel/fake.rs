@@ -10,7 +10,7 @@
 //! takes the secondaries of its subnet, and the last IPv4 address of a link takes the
 //! link's IPv4 routes and neighbours), routes (identity: family, table, destination, TOS,
 //! metric; `NLM_F_EXCL`, `NLM_F_REPLACE`, `ENETDOWN` through a link that is down, delete by
-//! the attributes given, `ESRCH`), policy
+//! the attributes given, the lowest metric first when none is given, `ESRCH`), policy
 //! rules (the default rules, kept in order of preference; the kernel's default preference;
 //! `EEXIST` for an identical rule, the preference compared only when given; a delete
 //! matches the first rule with every field it gives), and neighbours (replace,
@@ -679,7 +679,7 @@ fn del_route(ns: &mut NsState, q: &RouteMessage) -> Answer<()> {
     use rtnetlink::packet_route::route::{RouteProtocol, RouteScope, RouteType};
     let q = normal_route(q.clone());
     let (family, table, dst, dst_len, tos, _) = route_key(&q);
-    let pos = ns.routes.iter().position(|r| {
+    let matches = |r: &RouteMessage| {
         let (f, t, d, l, o, _) = route_key(r);
         let given_match = ["Priority", "Oif", "Gateway", "PrefSource"]
             .iter()
@@ -690,7 +690,15 @@ fn del_route(ns: &mut NsState, q: &RouteMessage) -> Answer<()> {
             && (q.header.protocol == RouteProtocol::Unspec
                 || q.header.protocol == r.header.protocol)
             && (q.header.kind == RouteType::Unspec || q.header.kind == r.header.kind)
-    });
+    };
+    // Without a metric, the kernel deletes the matching route with the lowest one.
+    let pos = ns
+        .routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches(r))
+        .min_by_key(|(_, r)| route_key(r).5)
+        .map(|(i, _)| i);
     match pos {
         Some(i) => {
             ns.routes.remove(i);

@@ -1,6 +1,7 @@
 //! `link_set`: change a link's state, master, MTU, MAC or name; the old values are recorded
 //! first, so a failure part-way is put back. Taking a link down makes the kernel drop its
-//! IPv4 routes and its neighbours, and a new MAC its neighbours: the undo adds them back.
+//! IPv4 routes and its neighbours, and a new MAC its neighbours; so does the undo of
+//! bringing a link up or of a new MAC: the undo adds them back.
 
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
@@ -87,7 +88,10 @@ pub(super) async fn handle(
         return Ok(OpResult::LinkSet(Done {}));
     }
     let what = format!("change link {}", args.name);
-    let going_down = args.up == Some(false) && current.header.flags.contains(LinkFlags::Up);
+    // Down, either way: the change or its undo takes the link down.
+    let up_changes = args
+        .up
+        .is_some_and(|up| up != current.header.flags.contains(LinkFlags::Up));
     let new_mac = args.mac.is_some_and(|m| {
         old(|a| match a {
             LinkAttribute::Address(m) => Some(LinkAttribute::Address(m.clone())),
@@ -95,7 +99,7 @@ pub(super) async fn handle(
         }) != Some(LinkAttribute::Address(m.0.to_vec()))
     });
     // In a namespace this request made, undoing its creation removes everything.
-    let dependents = match (going_down || new_mac) && !h.fresh {
+    let dependents = match (up_changes || new_mac) && !h.fresh {
         true => Some(Dependents::read(&h.nl).await?),
         false => None,
     };
