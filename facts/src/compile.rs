@@ -14,7 +14,11 @@
 //!   request.
 //! * Sysctls: `ip_forward=1`; `arp_ignore=1` and `arp_announce=2` (a router answers ARP only
 //!   for addresses on the receiving interface, so routers sharing a bridge do not answer for
-//!   each other); `icmp_ratelimit=0` (probes through the network are answered every time).
+//!   each other); `icmp_ratelimit=0` (probes through the network are answered every time);
+//!   no ICMP redirects sent or taken (`send_redirects=0`, `accept_redirects=0` for `all` and
+//!   `default`), as in the real networks this simulates, so that a host's path does not
+//!   change after its first packets (the helper starts every namespace so; the document says
+//!   it, so that `net plan` shows it and `net verify` checks it).
 //! * Firewall payloads go through the transforms of [`super::firewall`].
 //!
 //! What cannot be used (an unresolvable table, a route through an unknown interface, a
@@ -37,11 +41,15 @@ const SKIPPED_INTERFACES: [&str; 10] = [
 ];
 
 /// The sysctls every router gets.
-const ROUTER_SYSCTLS: [(&str, &str); 4] = [
+const ROUTER_SYSCTLS: [(&str, &str); 8] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv4.conf.all.arp_ignore", "1"),
     ("net.ipv4.conf.all.arp_announce", "2"),
     ("net.ipv4.icmp_ratelimit", "0"),
+    ("net.ipv4.conf.all.send_redirects", "0"),
+    ("net.ipv4.conf.default.send_redirects", "0"),
+    ("net.ipv4.conf.all.accept_redirects", "0"),
+    ("net.ipv4.conf.default.accept_redirects", "0"),
 ];
 
 /// The compiled network and what was left out.

@@ -536,7 +536,8 @@ impl NfTable {
 /// dots). Any syntactically safe `net.` key decodes; only those on the allow-list have a
 /// [`SysctlKey::proc_path`], and the helper answers `not_allowed` for the others. The
 /// allow-list: `net.ipv4.ip_forward`, `net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,
-/// arp_announce,accept_local,forwarding}`, `net.ipv6.conf.{all,default,IF}.disable_ipv6`,
+/// arp_announce,accept_local,forwarding,send_redirects,accept_redirects,secure_redirects}`,
+/// `net.ipv6.conf.{all,default,IF}.{disable_ipv6,accept_redirects}`,
 /// `net.ipv4.ping_group_range` and `net.ipv4.icmp_ratelimit`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SysctlKey {
@@ -564,7 +565,8 @@ impl SysctlKey {
 
     /// The allow-list, for messages.
     pub const ALLOWED: &'static str = "net.ipv4.ip_forward, net.ipv4.conf.{all,default,IF}.{rp_filter,arp_ignore,\
-        arp_announce,accept_local,forwarding}, net.ipv6.conf.{all,default,IF}.disable_ipv6, \
+        arp_announce,accept_local,forwarding,send_redirects,accept_redirects,secure_redirects}, \
+        net.ipv6.conf.{all,default,IF}.{disable_ipv6,accept_redirects}, \
         net.ipv4.ping_group_range, net.ipv4.icmp_ratelimit";
 
     /// The `/proc/sys` path of an allowed key; `Ok(None)` for a well-formed key that is not
@@ -596,9 +598,12 @@ impl SysctlKey {
                                 | "arp_announce"
                                 | "accept_local"
                                 | "forwarding"
+                                | "send_redirects"
+                                | "accept_redirects"
+                                | "secure_redirects"
                         )
                     }
-                    _ => *leaf == "disable_ipv6",
+                    _ => matches!(*leaf, "disable_ipv6" | "accept_redirects"),
                 };
                 if !allowed {
                     return Ok(None);
@@ -839,6 +844,22 @@ mod tests {
         let ok = [
             ("net.ipv4.ip_forward", "net/ipv4/ip_forward"),
             ("net.ipv4.conf.all.rp_filter", "net/ipv4/conf/all/rp_filter"),
+            (
+                "net.ipv4.conf.default.send_redirects",
+                "net/ipv4/conf/default/send_redirects",
+            ),
+            (
+                "net.ipv4.conf.eth0.accept_redirects",
+                "net/ipv4/conf/eth0/accept_redirects",
+            ),
+            (
+                "net.ipv4.conf.all.secure_redirects",
+                "net/ipv4/conf/all/secure_redirects",
+            ),
+            (
+                "net.ipv6.conf.all.accept_redirects",
+                "net/ipv6/conf/all/accept_redirects",
+            ),
             (
                 "net.ipv4.conf.eth0.arp_ignore",
                 "net/ipv4/conf/eth0/arp_ignore",

@@ -5,7 +5,7 @@
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::ops::{ProbePing, ProbeTrace, TraceMode, TraceResult};
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{HelperOptions, TestHelper, example_facts, require_priv};
+use tsim_tests::{HelperOptions, TestHelper, example_facts, facts10, require_priv};
 
 /// The example network with `web` (10.0.3.100, behind lab) and `far` (192.0.2.50, behind
 /// edge): edge, core and lab in a row.
@@ -54,6 +54,44 @@ fn code(result: Result<impl std::fmt::Debug, ClientError>) -> ErrorCode {
         Err(ClientError::Remote { error, .. }) => error.code,
         other => panic!("expected an error from the helper, got {other:?}"),
     }
+}
+
+/// The same question gets the same answer whatever traffic went before: on 10.1.2.0/24 of
+/// the 10-router facts, hq-lab forwards a host's packets for 10.1.1.0/24 back out of the
+/// same interface to hq-core. With the kernel's default `send_redirects=1` it would tell
+/// the host to go to hq-core directly, and the host's next trace (for 300 s) would skip
+/// hq-lab. Routers send no redirects and hosts accept none.
+#[test]
+fn a_trace_after_traffic_is_the_trace_before() {
+    require_priv!();
+    let helper = TestHelper::start_with(HelperOptions::default());
+    helper.net_setup(&facts10());
+    helper.add_hosts(&[
+        ("lab", "10.1.2.100/24", "hq-lab"),
+        ("office", "10.1.1.100/24", "hq-core"),
+    ]);
+    let client = helper.client();
+    let traced = || {
+        let r = client
+            .probe_trace(trace(&helper, "lab", "10.1.1.100", TraceMode::Icmp, 8))
+            .unwrap();
+        assert!(r.reached, "{r:?}");
+        hops(&r)
+    };
+    let fresh = traced();
+    assert_eq!(fresh, ["10.1.2.4", "10.1.2.1", "10.1.1.100"]);
+    let r = client
+        .probe_ping(ping(&helper, "lab", "10.1.1.100", 3))
+        .unwrap();
+    assert_eq!(r.received, 3, "{r:?}");
+    assert_eq!(traced(), fresh, "the trace changed after a ping");
+    let route = std::process::Command::new("ip")
+        .args(["-n", &helper.ns("lab"), "route", "get", "10.1.1.100"])
+        .output()
+        .unwrap();
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(!route.contains("redirected"), "{route}");
+    assert!(route.contains("via 10.1.2.4"), "{route}");
 }
 
 #[test]

@@ -33,6 +33,22 @@ use crate::kernel::netlink::{Netlink, NetlinkSocket};
 
 pub(crate) use crate::base::error::NetnsError;
 
+/// Written in every namespace before any interface exists (so every interface inherits
+/// them from `default`), for answers that do not depend on the traffic before them: no
+/// ICMP redirects sent or taken (a router forwarding a packet back out of the interface it
+/// came in on would otherwise move the sender's route to the other router for 300 s), and
+/// no rate limit on ICMP errors (a traceroute's second run would otherwise lose hops that
+/// answered the first). A router's facts may turn them back on with its sysctls.
+const DETERMINISTIC: &[(&str, &[u8])] = &[
+    ("/proc/sys/net/ipv4/conf/all/send_redirects", b"0"),
+    ("/proc/sys/net/ipv4/conf/default/send_redirects", b"0"),
+    ("/proc/sys/net/ipv4/conf/all/accept_redirects", b"0"),
+    ("/proc/sys/net/ipv4/conf/default/accept_redirects", b"0"),
+    ("/proc/sys/net/ipv4/conf/all/secure_redirects", b"0"),
+    ("/proc/sys/net/ipv4/conf/default/secure_redirects", b"0"),
+    ("/proc/sys/net/ipv4/icmp_ratelimit", b"0"),
+];
+
 /// Where iproute2 (and so `ip netns list`) looks for named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
@@ -343,10 +359,12 @@ fn create_on_this_thread(
         .ino();
     // IPv6 duplicate-address detection would hold new addresses back for seconds; without
     // IPv6 at all, links get no link-local addresses and send no IPv6 traffic.
-    let settings: &[(&'static str, &[u8])] = if ipv6 {
+    let family: &[(&'static str, &[u8])] = if ipv6 {
         &[
             ("/proc/sys/net/ipv6/conf/all/accept_dad", b"0"),
             ("/proc/sys/net/ipv6/conf/default/accept_dad", b"0"),
+            ("/proc/sys/net/ipv6/conf/all/accept_redirects", b"0"),
+            ("/proc/sys/net/ipv6/conf/default/accept_redirects", b"0"),
         ]
     } else {
         &[
@@ -354,7 +372,7 @@ fn create_on_this_thread(
             ("/proc/sys/net/ipv6/conf/default/disable_ipv6", b"1"),
         ]
     };
-    for (key, value) in settings {
+    for (key, value) in DETERMINISTIC.iter().chain(family) {
         match fs::write(key, value) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {} // IPv6 is disabled in the kernel.
