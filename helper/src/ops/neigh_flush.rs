@@ -1,5 +1,6 @@
 //! `neigh_flush`: delete every neighbour entry (permanent ones included; the kernel's own
-//! NOARP entries stay). An undo puts the permanent entries back.
+//! NOARP entries stay). An undo puts back every entry in a state that can be written
+//! (permanent, reachable, stale); the passing states of resolution are the kernel's own.
 
 use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
 use rtnetlink::packet_route::neighbour::NeighbourState;
@@ -29,9 +30,14 @@ pub(super) async fn handle(
         .into_iter()
         .filter(|n| n.header.state != NeighbourState::Noarp)
         .collect();
-    let permanent = entries
+    let writable = entries
         .iter()
-        .filter(|n| n.header.state == NeighbourState::Permanent)
+        .filter(|n| {
+            matches!(
+                n.header.state,
+                NeighbourState::Permanent | NeighbourState::Reachable | NeighbourState::Stale
+            )
+        })
         .map(|n| {
             (
                 RouteNetlinkMessage::NewNeighbour(nlmsg::readdable_neigh(n.clone())),
@@ -39,8 +45,8 @@ pub(super) async fn handle(
             )
         })
         .collect::<Vec<_>>();
-    if !permanent.is_empty() {
-        txn.changed(&h.name, "flush neighbours", Undo::Netlink(permanent));
+    if !writable.is_empty() {
+        txn.changed(&h.name, "flush neighbours", Undo::Netlink(writable));
     }
     let mut removed = 0u32;
     for entry in entries {

@@ -262,6 +262,9 @@ fn every_operation_is_undone() {
             "neigh_delete",
             op("neigh_delete", json!({"dev": "d1", "ip": "10.1.0.9"})),
         ),
+        ("route_flush", op("route_flush", json!({"table": 100}))),
+        ("route_flush main", op("route_flush", json!({"table": 254}))),
+        ("neigh_flush", op("neigh_flush", json!({}))),
     ];
     let rt = runtime();
     let mut failures = Vec::new();
@@ -427,6 +430,9 @@ fn any_op() -> impl Strategy<Value = Value> {
             op("neigh_replace", v)
         }),
         (dev, neigh_ip).prop_map(|(dev, ip)| op("neigh_delete", json!({"dev": dev, "ip": ip}))),
+        prop::sample::select(vec![100u32, 254])
+            .prop_map(|table| op("route_flush", json!({"table": table}))),
+        Just(op("neigh_flush", json!({}))),
     ]
 }
 
