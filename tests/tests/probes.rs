@@ -3,7 +3,8 @@
 //! firewall that drops, concurrent probes from one namespace, and bad arguments.
 
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
-use tsim_protocol::ops::{ProbePing, ProbeTrace, TraceMode, TraceResult};
+use tsim_protocol::NsName;
+use tsim_protocol::ops::{HostAdd, ProbePing, ProbeTrace, TraceMode, TraceResult};
 use tsim_protocol::{ErrorCode, Op, OpResult};
 use tsim_tests::{HelperOptions, TestHelper, example_facts, facts10, require_priv};
 
@@ -92,6 +93,120 @@ fn a_trace_after_traffic_is_the_trace_before() {
     let route = String::from_utf8_lossy(&route.stdout);
     assert!(!route.contains("redirected"), "{route}");
     assert!(route.contains("via 10.1.2.4"), "{route}");
+}
+
+/// With a host in every IPv4 subnet of the 10-router facts, every host pinging every other
+/// changes no host's traces: each is what it was on the fresh network, and stays so on a
+/// second round.
+#[test]
+fn every_trace_is_the_same_after_everyone_pinged_everyone() {
+    use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
+    require_priv!();
+    let helper = TestHelper::start_with(HelperOptions::default());
+    helper.net_setup(&facts10());
+    let client = helper.client();
+    let topology = client.net_show().unwrap().topology.expect("a network");
+    // One host per subnet (/24 or wider), at .200 of it, behind the first router on it.
+    let mut subnets: BTreeMap<(u32, u8), NsName> = BTreeMap::new();
+    for router in &topology.routers {
+        for a in router.interfaces.iter().flat_map(|i| &i.addrs) {
+            if let (std::net::IpAddr::V4(ip), len @ 16..=24) = (a.addr.addr(), a.addr.prefix()) {
+                let net = u32::from(ip) & (u32::MAX << (32 - len));
+                subnets
+                    .entry((net, len))
+                    .or_insert_with(|| router.name.clone());
+            }
+        }
+    }
+    let mut hosts = Vec::new();
+    for (i, ((net, len), router)) in subnets.iter().enumerate() {
+        let ip = Ipv4Addr::from(net + 200);
+        let name: NsName = helper.ns(&format!("h{i}")).parse().unwrap();
+        client
+            .host_add(HostAdd {
+                name: name.clone(),
+                ip: format!("{ip}/{len}").parse().unwrap(),
+                router: router.clone(),
+                router_if: None,
+                secondaries: Vec::new(),
+                tag: None,
+            })
+            .unwrap_or_else(|e| panic!("host {ip} on {router}: {e}"));
+        hosts.push((name, ip));
+    }
+    assert!(hosts.len() >= 10, "{hosts:?}");
+    let pairs: Vec<(NsName, Ipv4Addr)> = hosts
+        .iter()
+        .flat_map(|(from, _)| {
+            hosts
+                .iter()
+                .filter(move |(other, _)| other != from)
+                .map(move |(_, dst)| (from.clone(), *dst))
+        })
+        .collect();
+    // Every pair at once, a few threads sharing the connection.
+    let all = |f: &(dyn Fn(&NsName, Ipv4Addr) -> String + Sync)| -> Vec<String> {
+        let chunks: Vec<&[(NsName, Ipv4Addr)]> = pairs.chunks(pairs.len().div_ceil(8)).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .iter()
+                .map(|chunk| {
+                    s.spawn(move || chunk.iter().map(|(n, d)| f(n, *d)).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        })
+    };
+    let traced = |from: &NsName, dst: Ipv4Addr| {
+        let r = client
+            .probe_trace(ProbeTrace {
+                ns: from.clone(),
+                dst: dst.to_string().parse().unwrap(),
+                src: None,
+                mode: Some(TraceMode::Icmp),
+                max_hops: Some(8),
+                timeout_ms: Some(200),
+                port: None,
+            })
+            .unwrap();
+        format!("{from} -> {dst}: {}", hops(&r).join(" "))
+    };
+    let pinged = |from: &NsName, dst: Ipv4Addr| {
+        let r = client
+            .probe_ping(ProbePing {
+                ns: from.clone(),
+                dst: dst.to_string().parse().unwrap(),
+                src: None,
+                count: Some(2),
+                interval_ms: Some(10),
+                timeout_ms: Some(200),
+            })
+            .unwrap();
+        format!("{from} -> {dst}: {} of {}", r.received, r.sent)
+    };
+    let fresh = all(&traced);
+    let pings = all(&pinged);
+    assert!(pings.iter().any(|p| p.ends_with(": 2 of 2")), "{pings:?}");
+    for round in 1..=2 {
+        let now = all(&traced);
+        let changed: Vec<String> = fresh
+            .iter()
+            .zip(&now)
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("{a}\n  now {b}"))
+            .collect();
+        assert!(
+            changed.is_empty(),
+            "round {round}: {} of {} traces changed after the pings:\n{}",
+            changed.len(),
+            now.len(),
+            changed.join("\n")
+        );
+    }
 }
 
 #[test]
