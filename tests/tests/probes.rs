@@ -209,6 +209,34 @@ fn every_trace_is_the_same_after_everyone_pinged_everyone() {
     }
 }
 
+/// Many probes through one router at once all get their answers: no router limits its
+/// ICMP errors (the kernel's default budget, 50 at once and 1000 a second for the whole
+/// namespace, would drop time-exceeded answers to concurrent jobs).
+#[test]
+fn concurrent_probes_get_every_icmp_error() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    // 10.0.9.9 loops between edge and core: every packet comes back as time exceeded.
+    let errors: Vec<(u32, usize)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut args = ping(&helper, "far", "10.0.9.9", 100);
+                    args.interval_ms = Some(10);
+                    args.timeout_ms = Some(1000);
+                    let r = client.probe_ping(args).unwrap();
+                    (r.sent, r.errors.len())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (sent, got) in &errors {
+        assert_eq!(*got as u32, *sent, "answers lost: {errors:?}");
+    }
+}
+
 #[test]
 fn ping_gets_exact_replies_and_errors() {
     require_priv!();

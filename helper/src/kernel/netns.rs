@@ -37,8 +37,11 @@ pub(crate) use crate::base::error::NetnsError;
 /// them from `default`), for answers that do not depend on the traffic before them: no
 /// ICMP redirects sent or taken (a router forwarding a packet back out of the interface it
 /// came in on would otherwise move the sender's route to the other router for 300 s), and
-/// no rate limit on ICMP errors (a traceroute's second run would otherwise lose hops that
-/// answered the first). A router's facts may turn them back on with its sysctls.
+/// no rate limit on ICMP errors: neither per destination (`icmp_ratelimit`: a traceroute's
+/// second run would lose hops that answered the first) nor for the namespace as a whole
+/// (`icmp_ratemask` empty: the kernel's budget of 50 at once and 1000 a second would drop
+/// a router's answers while many jobs probe through it). A router's facts may turn them
+/// back on with its sysctls.
 const DETERMINISTIC: &[(&str, &[u8])] = &[
     ("/proc/sys/net/ipv4/conf/all/send_redirects", b"0"),
     ("/proc/sys/net/ipv4/conf/default/send_redirects", b"0"),
@@ -47,6 +50,7 @@ const DETERMINISTIC: &[(&str, &[u8])] = &[
     ("/proc/sys/net/ipv4/conf/all/secure_redirects", b"0"),
     ("/proc/sys/net/ipv4/conf/default/secure_redirects", b"0"),
     ("/proc/sys/net/ipv4/icmp_ratelimit", b"0"),
+    ("/proc/sys/net/ipv4/icmp_ratemask", b"0"),
 ];
 
 /// Where iproute2 (and so `ip netns list`) looks for named namespaces.
