@@ -18,7 +18,8 @@
 //!   no ICMP redirects sent or taken (`send_redirects=0`, `accept_redirects=0` for `all` and
 //!   `default`), as in the real networks this simulates, so that a host's path does not
 //!   change after its first packets (the helper starts every namespace so; the document says
-//!   it, so that `net plan` shows it and `net verify` checks it).
+//!   it, so that `net plan` shows it and `net verify` checks it). A router's `sysctl`
+//!   section (`key = value` lines, as `sysctl -a` prints them) may turn its redirects back on.
 //! * Firewall payloads go through the transforms of [`super::firewall`].
 //!
 //! What cannot be used (an unresolvable table, a route through an unknown interface, a
@@ -306,13 +307,19 @@ fn compile_router(
         rules.push(rule);
     }
 
-    let sysctls = ROUTER_SYSCTLS
+    let mut sysctls: Vec<SysctlDef> = ROUTER_SYSCTLS
         .iter()
         .map(|(k, v)| SysctlDef {
             key: k.parse().expect("a valid key"),
             value: v.parse::<SysctlValue>().expect("a valid value"),
         })
         .collect();
+    for def in router_redirects(rf, warnings) {
+        match sysctls.iter_mut().find(|s| s.key == def.key) {
+            Some(s) => s.value = def.value,
+            None => sysctls.push(def),
+        }
+    }
     Ok(RouterDef {
         name,
         interfaces,
@@ -369,6 +376,38 @@ fn route_line(
     Some(route)
 }
 
+/// The ICMP redirect settings a router's `sysctl` section gives (`send_redirects`,
+/// `accept_redirects`, `secure_redirects`, for `all`, `default` or an interface): the
+/// router's own, which override the simulator's. Its other settings are the simulator's
+/// business (`arp_ignore`, `icmp_ratelimit`: see [`ROUTER_SYSCTLS`]) and are left out.
+fn router_redirects(facts: &RouterFacts, warnings: &mut Vec<String>) -> Vec<SysctlDef> {
+    let src = facts.source.display();
+    let mut out = Vec::new();
+    for (line, text) in &facts.sysctls {
+        let Some((key, value)) = text.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        let leaf = key.rsplit(['.', '/']).next().unwrap_or_default();
+        if !key.starts_with("net.ipv4.conf.")
+            || !matches!(
+                leaf,
+                "send_redirects" | "accept_redirects" | "secure_redirects"
+            )
+        {
+            continue;
+        }
+        match (key.parse(), value.parse::<SysctlValue>()) {
+            (Ok(key), Ok(value)) => out.push(SysctlDef { key, value }),
+            _ => warnings.push(format!(
+                "{src}:{line}: sysctl {:?} cannot be used; left out",
+                text.trim()
+            )),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -378,6 +417,46 @@ mod tests {
     fn facts10() -> Vec<RouterFacts> {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/facts10/raw");
         super::super::load_dir(&dir).unwrap()
+    }
+
+    /// A router's `sysctl` section turns its redirects back on; its other settings stay
+    /// the simulator's, and an unusable line is a warning with its line.
+    #[test]
+    fn a_router_may_turn_its_redirects_back_on() {
+        let text = "=== TSIM_SECTION_START:interfaces ===\nCOMMAND: ip addr show\n---\n2: eth0: <UP> mtu 1500\n    inet 10.0.0.1/24 scope global eth0\nEXIT_CODE: 0\n=== TSIM_SECTION_END:interfaces ===\n=== TSIM_SECTION_START:sysctl ===\nCOMMAND: sysctl -a\n---\nnet.ipv4.conf.all.send_redirects = 1\nnet.ipv4.conf.eth0.accept_redirects = 1\nnet.ipv4.conf.all.arp_ignore = 0\nnet.ipv4.conf.default.send_redirects = yes\nkernel.hostname = r9\nEXIT_CODE: 0\n=== TSIM_SECTION_END:sysctl ===\n";
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r9_facts.txt"), text).unwrap();
+        let plan = compile(&super::super::load_dir(dir.path()).unwrap()).unwrap();
+        let r = &plan.topology.routers[0];
+        let value = |key: &str| {
+            r.sysctls
+                .iter()
+                .find(|s| s.key.dotted() == key)
+                .map(|s| s.value.to_string())
+        };
+        assert_eq!(
+            value("net.ipv4.conf.all.send_redirects").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            value("net.ipv4.conf.eth0.accept_redirects").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            value("net.ipv4.conf.all.accept_redirects").as_deref(),
+            Some("0")
+        );
+        assert_eq!(value("net.ipv4.conf.all.arp_ignore").as_deref(), Some("1"));
+        assert_eq!(
+            value("net.ipv4.conf.default.send_redirects").as_deref(),
+            Some("0")
+        );
+        assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains(":14: sysctl \"net.ipv4.conf.default.send_redirects = yes\""),
+            "{:?}",
+            plan.warnings
+        );
     }
 
     /// One router in the current collector's spelling: `routing_table_main`, `rt_tables`,

@@ -85,6 +85,10 @@ pub struct RouterFacts {
     pub iptables: Option<String>,
     /// `ipset_save` content.
     pub ipset: Option<String>,
+    /// `key = value` lines of a `sysctl` section (as `sysctl -a` prints them), with their
+    /// line numbers: the router's own ICMP redirect settings, which override the
+    /// simulator's (see [`compile`]).
+    pub sysctls: Vec<(usize, String)>,
     /// Lines that could not be read, with why.
     pub problems: Vec<(usize, String)>,
 }
@@ -102,6 +106,7 @@ impl RouterFacts {
             rt_tables: Vec::new(),
             iptables: None,
             ipset: None,
+            sysctls: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -133,6 +138,7 @@ pub fn parse_raw(path: &Path, name: &str, text: &str) -> Result<RouterFacts, Fac
                 }
             }
             "iptables_save" => router.iptables = Some(section.text()),
+            "sysctl" => router.sysctls = section.lines,
             "ipset_save" => router.ipset = Some(section.text()),
             name if name.starts_with("routing_table_") => {
                 let text = section.text();
