@@ -2,8 +2,8 @@
 //! `protocol/src/ops/mod.rs`), so that adding an operation, or a convenience method to one
 //! client, cannot forget the others: the Python client's `IDEMPOTENT` set is exactly the
 //! operations that change nothing (`Op::KINDS`), and the Rust async client, the Rust
-//! blocking client and the Python client have a method for the same operations. No root
-//! needed.
+//! blocking client and the Python client have a method for the same operations, and the
+//! Python client has an exception class for every error code. No root needed.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -67,6 +67,29 @@ fn the_clients_have_methods_for_the_same_operations() {
     assert!(rust_async.len() >= 20, "{rust_async:?}");
     assert_eq!(rust_async, rust_blocking, "client.rs against blocking.rs");
     assert_eq!(rust_async, python, "client.rs against _ops.py");
+}
+
+#[test]
+fn the_python_client_has_an_exception_for_every_error_code() {
+    let errors = source("client/python/tsim_client/errors.py");
+    let start = errors
+        .find("BY_CODE = {")
+        .expect("errors.py defines BY_CODE");
+    let end = start + errors[start..].find('}').expect("the map ends");
+    let python: BTreeSet<String> = errors[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"'))
+        .filter_map(|l| l.split('"').next())
+        .map(str::to_string)
+        .collect();
+    let codes: BTreeSet<String> = tsim_client::protocol::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    assert_eq!(
+        python, codes,
+        "BY_CODE in client/python/tsim_client/errors.py against ErrorCode::ALL"
+    );
 }
 
 #[test]

@@ -9,7 +9,16 @@ import time
 import msgpack
 import pytest
 
-from tsim_client import AsyncClient, Client, ConnectionLost, HelperError, ProtocolVersionError, Timeout
+from tsim_client import (
+    AlreadyExists,
+    AsyncClient,
+    Client,
+    ConnectionLost,
+    HelperError,
+    NotFound,
+    ProtocolVersionError,
+    Timeout,
+)
 from tsim_client import _wire
 
 
@@ -29,7 +38,7 @@ def test_namespaces_and_their_errors(helper):
         assert c.ns_create(a, tag="job-1") == {"name": a}
         names = [n["name"] for n in c.ns_list()["namespaces"]]
         assert a in names
-        with pytest.raises(HelperError) as e:
+        with pytest.raises(AlreadyExists) as e:
             c.ns_create(a)
         assert (e.value.code, e.value.op_index) == ("already_exists", 0)
         assert a in e.value.message
@@ -47,9 +56,10 @@ def test_namespaces_and_their_errors(helper):
             with pytest.raises(HelperError) as e:
                 c.ns_create(bad)
             assert e.value.code in ("invalid_argument", "bad_request"), e.value
-        with pytest.raises(HelperError) as e:
+        with pytest.raises(NotFound) as e:
             c.ns_delete(helper.ns("nope"))
         assert e.value.code == "not_found"
+        assert isinstance(e.value, HelperError)
         with pytest.raises(HelperError) as e:
             c.call([{"op": "no_such_op"}])
         assert e.value.code in ("unsupported", "bad_request")
@@ -253,3 +263,15 @@ def test_the_asyncio_client(helper):
         await c.close()
 
     asyncio.run(main())
+
+
+def test_every_code_has_its_exception():
+    from tsim_client import errors
+
+    for code, cls in errors.BY_CODE.items():
+        e = errors.from_wire({"code": code, "message": "m", "op_index": 2})
+        assert type(e) is cls and isinstance(e, HelperError)
+        assert (e.code, e.message, e.op_index) == (code, "m", 2)
+    # A code this client does not know yet is still a HelperError.
+    e = errors.from_wire({"code": "from_the_future", "message": "m"})
+    assert type(e) is HelperError and e.code == "from_the_future"
