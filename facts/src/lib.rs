@@ -87,7 +87,7 @@ pub struct RouterFacts {
     pub ipset: Option<String>,
     /// `key = value` lines of a `sysctl` section (as `sysctl -a` prints them), with their
     /// line numbers: the router's own ICMP redirect settings, which override the
-    /// simulator's (see [`compile`]).
+    /// simulator's (see [`compile()`]).
     pub sysctls: Vec<(usize, String)>,
     /// Lines that could not be read, with why.
     pub problems: Vec<(usize, String)>,
