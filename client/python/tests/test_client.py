@@ -260,6 +260,9 @@ def test_the_asyncio_client(helper):
         helper.kill9()
         helper.start()
         assert await c.ping() == {}
+        async with await AsyncClient.connect(helper.socket) as scoped:
+            assert await scoped.ping() == {}
+        assert scoped._writer.is_closing()
         await c.close()
 
     asyncio.run(main())

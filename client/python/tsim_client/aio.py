@@ -92,6 +92,12 @@ class AsyncClient(Operations):
         if self._task is not None:
             self._task.cancel()
 
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close()
+
     async def call(self, ops, atomic=False, timeout=None):
         """As :meth:`tsim_client.Client.call`."""
         timeout = self.timeout if timeout is None else timeout

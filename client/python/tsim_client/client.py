@@ -1,11 +1,14 @@
 """The blocking client: one connection, safe to share between threads (requests from
 several threads are pipelined on it and matched to their answers by id)."""
 
+from __future__ import annotations
+
 import os
 import select
 import socket
 import threading
 import time
+from typing import Any, Mapping, Optional, Sequence
 
 from . import _wire
 from ._ops import Operations
@@ -14,7 +17,7 @@ from .errors import ConnectionLost, Timeout, TsimError, from_wire
 DEFAULT_SOCKET = "/run/tsim/helper.sock"
 
 
-def socket_path(explicit=None):
+def socket_path(explicit: Optional[str] = None) -> str:
     """``explicit``, else ``$TSIM_SOCKET``, else the default socket."""
     return explicit or os.environ.get("TSIM_SOCKET") or DEFAULT_SOCKET
 
@@ -215,7 +218,13 @@ class Client(Operations):
     the others raise :class:`~tsim_client.errors.ConnectionLost`, since they may have run.
     """
 
-    def __init__(self, path=None, name="tsim_client/0.1.0", timeout=30.0, reconnect=True):
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        name: str = "tsim_client/0.1.0",
+        timeout: float = 30.0,
+        reconnect: bool = True,
+    ) -> None:
         self.path = socket_path(path)
         self.name = name
         self.timeout = timeout
@@ -225,18 +234,18 @@ class Client(Operations):
         self._conn = _Connection(self.path, name, timeout)
 
     @property
-    def welcome(self):
+    def welcome(self) -> dict:
         """The helper's ``welcome``: its version, limits, and what it knows of us."""
         return self._conn.welcome
 
-    def close(self):
+    def close(self) -> None:
         """Closes the connection."""
         self._conn.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _connection(self, deadline):
@@ -259,7 +268,12 @@ class Client(Operations):
             self._next_id += 1
             return self._next_id
 
-    def call(self, ops, atomic=False, timeout=None):
+    def call(
+        self,
+        ops: Sequence[Mapping[str, Any]],
+        atomic: bool = False,
+        timeout: Optional[float] = None,
+    ) -> list:
         """Sends ``ops`` (a list of operation maps, each with an ``"op"`` key) as one request
         and returns their results. With ``atomic``, a failure undoes the earlier operations.
         Raises :class:`~tsim_client.errors.HelperError` with the failing operation's index."""
