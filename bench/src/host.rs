@@ -45,6 +45,7 @@ fn host(prefix: &str, name: &str, ip: &str, router: &str) -> anyhow::Result<Host
         router_if: None,
         secondaries: Vec::new(),
         tag: None,
+        share: false,
     })
 }
 
@@ -126,7 +127,7 @@ pub fn measure(
             .collect::<Result<_, _>>()?;
         let ops = names
             .into_iter()
-            .map(|name| Op::HostDelete(tsim_protocol::ops::HostDelete { name }))
+            .map(|name| Op::HostDelete(tsim_protocol::ops::HostDelete { name, tag: None }))
             .collect();
         client.request(ops, RequestOptions::default()).await?;
         anyhow::Ok((lib_add, concurrent))
@@ -254,6 +255,7 @@ fn measure_pool_lib(
             .map(|i| -> anyhow::Result<Op> {
                 Ok(Op::HostDelete(tsim_protocol::ops::HostDelete {
                     name: format!("{prefix}p{i}").parse()?,
+                    tag: None,
                 }))
             })
             .collect::<anyhow::Result<_>>()?;

@@ -191,7 +191,10 @@ fn next_op(plan: &Plan, mix: &mut Mix, c: usize, i: usize, live: &Option<NsName>
         _ => match live {
             Some(name) => (
                 HOST_DELETE,
-                Op::HostDelete(HostDelete { name: name.clone() }),
+                Op::HostDelete(HostDelete {
+                    name: name.clone(),
+                    tag: None,
+                }),
             ),
             None => {
                 let (ip, router) = client_address(c);
@@ -207,6 +210,7 @@ fn next_op(plan: &Plan, mix: &mut Mix, c: usize, i: usize, live: &Option<NsName>
                         router_if: None,
                         secondaries: Vec::new(),
                         tag: Some(plan.tag.clone()),
+                        share: false,
                     }),
                 )
             }
@@ -233,7 +237,7 @@ async fn client_loop(
         let (op, request) = if i < m {
             next_op(plan, &mut mix, c, i, &live)
         } else if let Some(name) = live.clone() {
-            (HOST_DELETE, Op::HostDelete(HostDelete { name }))
+            (HOST_DELETE, Op::HostDelete(HostDelete { name, tag: None }))
         } else {
             break;
         };
@@ -566,6 +570,7 @@ fn measure(
                 router_if: None,
                 secondaries: Vec::new(),
                 tag: None,
+                share: false,
             })
         };
         let web = name("web")?;

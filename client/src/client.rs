@@ -350,9 +350,10 @@ impl Client {
         }
     }
 
-    /// Deletes a host.
+    /// Deletes a host (a shared one only if it has one lease left; to release a lease, use
+    /// `op().host_delete` with its tag).
     pub async fn host_delete(&self, name: NsName) -> Result<(), ClientError> {
-        self.call(Op::HostDelete(HostDelete { name }))
+        self.call(Op::HostDelete(HostDelete { name, tag: None }))
             .await
             .map(drop)
     }

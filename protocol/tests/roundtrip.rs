@@ -409,18 +409,22 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (
             (ns(), cidr(), ns(), option::of(if_name())),
-            (vec(cidr(), 0..3), option::of(tag())),
+            (vec(cidr(), 0..3), option::of(tag()), any::<bool>()),
         )
-            .prop_map(|((name, ip, router, router_if), (secondaries, tag))| {
-                Op::HostAdd(HostAdd {
-                    name,
-                    ip,
-                    router,
-                    router_if,
-                    secondaries,
-                    tag,
-                })
-            }),
+            .prop_map(
+                |((name, ip, router, router_if), (secondaries, tag, share))| {
+                    Op::HostAdd(HostAdd {
+                        name,
+                        ip,
+                        router,
+                        router_if,
+                        secondaries,
+                        tag,
+                        share,
+                    })
+                }
+            ),
+        (ns(), option::of(tag())).prop_map(|(name, tag)| Op::HostDelete(HostDelete { name, tag })),
         (ns(), ip(), any::<u16>(), any::<bool>(), option::of(tag())).prop_map(
             |(ns, ip, port, udp, tag)| {
                 let proto = if udp { Transport::Udp } else { Transport::Tcp };
@@ -573,7 +577,9 @@ fn op_result() -> impl Strategy<Value = OpResult> {
         (any::<String>(), any::<String>())
             .prop_map(|(key, value)| OpResult::SysctlGet(SysctlRead { key, value })),
         any::<String>().prop_map(|payload| OpResult::IptablesSave(Saved { payload })),
-        vec(ns_name(), 0..4).prop_map(|removed| OpResult::HostClean(HostsCleaned { removed })),
+        (vec(ns_name(), 0..4), vec(ns_name(), 0..3)).prop_map(|(removed, released)| {
+            OpResult::HostClean(HostsCleaned { removed, released })
+        }),
         (
             any::<u32>(),
             any::<u32>(),

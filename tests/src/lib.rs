@@ -349,6 +349,7 @@ impl TestHelper {
                     router_if: None,
                     secondaries: Vec::new(),
                     tag: None,
+                    share: false,
                 })
                 .unwrap_or_else(|e| panic!("host add {name}: {e}"));
         }

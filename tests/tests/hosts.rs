@@ -39,6 +39,7 @@ fn add_with(
         router_if: None,
         secondaries: secondaries.iter().map(|s| s.parse().unwrap()).collect(),
         tag: None,
+        share: false,
     })?;
     Ok(added.host)
 }
@@ -188,6 +189,7 @@ fn identity_conflicts_and_validation_row_by_row() {
             router_if: None,
             secondaries: Vec::new(),
             tag: None,
+            share: false,
         })
         .unwrap();
     assert!(again.reused);
@@ -489,6 +491,7 @@ fn the_pool_is_used_and_refilled() {
                 router_if: None,
                 secondaries: Vec::new(),
                 tag: None,
+                share: false,
             })
             .unwrap()
     };
@@ -567,6 +570,7 @@ fn concurrent_clients_neither_lose_nor_duplicate_hosts() {
                                     router_if,
                                     secondaries: Vec::new(),
                                     tag: None,
+                                    share: false,
                                 })
                                 .unwrap();
                             (added.host.name.to_string(), added.reused)
@@ -625,6 +629,7 @@ fn concurrent_clients_neither_lose_nor_duplicate_hosts() {
                             router_if: Some("eth1".parse().unwrap()),
                             secondaries: Vec::new(),
                             tag: None,
+                            share: false,
                         })
                         .unwrap();
                 }

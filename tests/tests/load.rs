@@ -61,7 +61,10 @@ fn next_op(helper: &TestHelper, r: u64, c: usize, i: usize, live: &Option<NsName
             timeout_ms: Some(5000),
         }),
         _ => match live {
-            Some(name) => Op::HostDelete(HostDelete { name: name.clone() }),
+            Some(name) => Op::HostDelete(HostDelete {
+                name: name.clone(),
+                tag: None,
+            }),
             None => Op::HostAdd(HostAdd {
                 name: ns(&format!("L{c}x{i}")),
                 ip: format!("10.0.3.{}/24", 10 + c).parse().unwrap(),
@@ -69,6 +72,7 @@ fn next_op(helper: &TestHelper, r: u64, c: usize, i: usize, live: &Option<NsName
                 router_if: None,
                 secondaries: Vec::new(),
                 tag: None,
+                share: false,
             }),
         },
     }
@@ -83,7 +87,7 @@ fn run_client(helper: &TestHelper, client: &BlockingClient, c: usize) -> Vec<Str
         let op = if i < REQUESTS {
             next_op(helper, mix.next(), c, i, &live)
         } else if let Some(name) = live.clone() {
-            Op::HostDelete(HostDelete { name })
+            Op::HostDelete(HostDelete { name, tag: None })
         } else {
             break;
         };

@@ -131,6 +131,7 @@ fn every_trace_is_the_same_after_everyone_pinged_everyone() {
                 router_if: None,
                 secondaries: Vec::new(),
                 tag: None,
+                share: false,
             })
             .unwrap_or_else(|e| panic!("host {ip} on {router}: {e}"));
         hosts.push((name, ip));

@@ -131,6 +131,7 @@ fn host(helper: &TestHelper, name: &str, ip: &str, router: &str) {
             router_if: None,
             secondaries: Vec::new(),
             tag: None,
+            share: false,
         })
         .unwrap_or_else(|e| panic!("host add {name}: {e}"));
 }

@@ -60,19 +60,27 @@ class Operations:
         router_if: Optional[str] = None,
         secondaries: Optional[Iterable[str]] = None,
         tag: Optional[str] = None,
+        share: bool = False,
     ) -> Any:
         """``host_add``: a test host with address ``ip`` (``a.b.c.d/len``) behind ``router``.
-        The same host asked again is ``reused``. Raises ``Conflict`` (the name or the
+        The same host asked again is ``reused``. With ``share`` (which needs ``tag``), a
+        host of yours with the same address, router and secondaries, itself added with
+        ``share``, is leased instead of refused: the answer's ``host.name`` is that host's,
+        and ``shared`` is true; the host goes with its last lease (``host_delete(name,
+        tag=...)`` or ``host_clean(tag=...)``). Raises ``Conflict`` (the name or the
         address taken otherwise), ``NotFound`` (the router), ``InvalidArgument``,
         ``QuotaExceeded``."""
         return self._one(
             _op("host_add", name=name, ip=ip, router=router, router_if=router_if,
-                secondaries=list(secondaries) if secondaries else None, tag=tag)
+                secondaries=list(secondaries) if secondaries else None, tag=tag,
+                share=share or None)
         )
 
-    def host_delete(self, name: str) -> Any:
-        """``host_delete``: deletes a host. Raises ``NotFound``, ``PermissionDenied``."""
-        return self._one(_op("host_delete", name=name))
+    def host_delete(self, name: str, tag: Optional[str] = None) -> Any:
+        """``host_delete``: deletes a host; on a shared host, releases the lease ``tag``
+        (the host goes with its last lease). Raises ``NotFound``, ``PermissionDenied``,
+        ``Conflict`` (a shared host with several leases and no ``tag``)."""
+        return self._one(_op("host_delete", name=name, tag=tag))
 
     def host_list(self) -> Any:
         """``host_list``: the hosts."""
@@ -80,7 +88,8 @@ class Operations:
 
     def host_clean(self, tag: Optional[str] = None, owner: Optional[int] = None) -> Any:
         """``host_clean``: deletes the hosts with ``tag`` (or of ``owner``); a job's
-        clean-up."""
+        clean-up. Shared hosts lose the lease ``tag`` and go with their last lease; the
+        answer's ``removed`` lists the hosts deleted, ``released`` the shared hosts kept."""
         return self._one(_op("host_clean", tag=tag, owner=owner))
 
     # Services.

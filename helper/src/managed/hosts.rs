@@ -283,6 +283,7 @@ pub fn info(record: &NsRecord, state: &str) -> Option<HostInfo> {
         tag: record.tag.clone(),
         created_ms: record.created_ms,
         state: state.to_owned(),
+        leases: h.leases.clone(),
     })
 }
 
@@ -500,6 +501,36 @@ pub async fn forget_neighbour(helper: &Helper, router: &NsName, dev: &IfName, ip
     .await;
     if let Err(e) = result {
         tracing::debug!(router = %router, error = %chain(&e), "Cannot forget a neighbour entry");
+    }
+}
+
+/// Deletes shared host `name`, whose last lease was given up by an undo (its deletion begun
+/// by [`crate::managed::registry::Registry::drop_lease`], inode `ino`): its services, its
+/// namespace, its record, then its gateway and its router's neighbour entry, as a committed
+/// `host_delete` would. Failures are logged.
+pub async fn delete_unleased(helper: &Helper, name: &NsName, ino: u64) {
+    let facet = helper.registry.host(name).and_then(|(r, _)| r.host);
+    helper.services.stop_ns(helper, name);
+    match helper.netns.detach(name, ino).await {
+        Ok(handle) => drop(handle),
+        Err(e) => {
+            tracing::error!(ns = %name, error = %chain(&e), "Cannot delete a shared host whose last lease was undone");
+        }
+    }
+    helper.registry.finish_delete(name);
+    let Some(facet) = facet else { return };
+    if facet.gateway_added {
+        let gateway = facet.gateway_cidr();
+        if let Err(e) = helper
+            .gateways
+            .release(helper, &facet.router, &facet.router_if, &gateway)
+            .await
+        {
+            tracing::error!(router = %facet.router, error = %chain(&e), "Cannot remove a gateway no host needs");
+        }
+    }
+    if helper.registry.is_managed(&facet.router) {
+        forget_neighbour(helper, &facet.router, &facet.router_if, facet.ip.addr()).await;
     }
 }
 

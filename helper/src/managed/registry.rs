@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use tsim_protocol::ops::NsInfo;
+use tsim_protocol::ops::{Lease, NsInfo};
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
 use crate::base::error::{HelperError, chain};
@@ -129,10 +129,83 @@ pub struct Recovery {
 pub enum HostSlot {
     /// Reserved: go on and create it.
     Reserved,
-    /// The same host (name, address, router) exists: here is its record.
+    /// The same host (name, address, router) exists, or, when sharing, the caller holds a
+    /// lease on it already: here is its record.
     Reuse(Box<NsRecord>),
+    /// A lease was taken on this shared host (the record as it is now, lease included).
+    Leased(Box<NsRecord>),
     /// The same host is being created or deleted by another request: ask again later.
     Wait,
+}
+
+/// Most leases a shared host may have.
+pub const MAX_LEASES: usize = 256;
+
+/// What [`Registry::release_host`] is asked to give up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// The lease of this tag (on a host that is not shared: the host, if it has that tag).
+    Tag(Tag),
+    /// The host, if it is not shared or has one lease left.
+    Sole,
+    /// The host, with every lease.
+    All,
+}
+
+/// What [`Registry::release_host`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Only this lease went (written to disk); the host stays for the others.
+    Lease(Lease),
+    /// The host is being deleted (phase `Deleting`) as [`Registry::begin_delete`] does; its
+    /// namespace has this inode.
+    Deleting(u64),
+}
+
+/// Whether `existing`, a host with the address and router a `share` request asks for, may
+/// be shared with it.
+fn check_shareable(
+    other: &NsName,
+    entry: &Entry,
+    owner_uid: u32,
+    host: &HostFacet,
+) -> Result<(), HelperError> {
+    let existing = entry.record.host.as_ref().expect("a host record");
+    if !existing.shared() {
+        return Err(HelperError::Conflict(format!(
+            "Host {other} has address {} on router {} and was not added with share; it cannot be shared",
+            existing.ip, existing.router
+        )));
+    }
+    if entry.record.owner_uid != owner_uid {
+        return Err(HelperError::Conflict(format!(
+            "Host {other} with address {} on router {} belongs to uid {}; hosts are shared within one uid only",
+            existing.ip, existing.router, entry.record.owner_uid
+        )));
+    }
+    if existing.ip != host.ip
+        || existing.router_if != host.router_if
+        || existing.secondaries != host.secondaries
+    {
+        return Err(HelperError::Conflict(format!(
+            "Shared host {other} is {} on {} of router {} with secondaries [{}]; a host shared with it must be the same",
+            existing.ip,
+            existing.router_if,
+            existing.router,
+            existing
+                .secondaries
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if existing.leases.len() >= MAX_LEASES {
+        return Err(HelperError::QuotaExceeded(format!(
+            "Shared host {other} has {MAX_LEASES} leases, the most a host may have"
+        )));
+    }
+    Ok(())
 }
 
 impl Registry {
@@ -359,6 +432,12 @@ impl Registry {
 
     /// Reserves `name` for a host (as [`Registry::reserve`]), after checking, under the same
     /// lock, that no other host has its address on its router.
+    ///
+    /// With `share` (which needs `tag`), a host of `owner_uid` with the same address, router,
+    /// interface and secondaries that was added with `share` too is leased instead
+    /// ([`HostSlot::Leased`], the lease written to disk before this returns), whatever its
+    /// name; the new host is made shared, with the caller's lease.
+    #[allow(clippy::too_many_arguments)]
     pub fn reserve_host(
         &self,
         name: &NsName,
@@ -366,11 +445,25 @@ impl Registry {
         tag: Option<Tag>,
         now_ms: u64,
         txn: u64,
-        host: HostFacet,
+        mut host: HostFacet,
+        share: bool,
     ) -> Result<HostSlot, HelperError> {
+        let lease = match (share, &tag) {
+            (false, _) => None,
+            (true, Some(t)) => Some(Lease {
+                uid: owner_uid,
+                tag: t.clone(),
+                since_ms: now_ms,
+            }),
+            (true, None) => {
+                return Err(HelperError::InvalidArgument(
+                    "A shared host needs a tag: the lease is named by it".into(),
+                ));
+            }
+        };
         let mut record = NsRecord::creating(name.clone(), owner_uid, tag, now_ms);
         {
-            let entries = self.lock();
+            let mut entries = self.lock();
             if let Some(entry) = entries.get(name) {
                 let Some(existing) = &entry.record.host else {
                     return Err(HelperError::AlreadyExists(format!(
@@ -384,6 +477,46 @@ impl Registry {
                         existing.ip, existing.router
                     )));
                 }
+                match &lease {
+                    Some(_) => check_shareable(name, entry, owner_uid, &host)?,
+                    None if existing.shared() => {
+                        return Err(HelperError::Conflict(format!(
+                            "Host {name} is shared: add it with share (and a tag) to take a lease on it"
+                        )));
+                    }
+                    None => {}
+                }
+            }
+            // A shared host with this address on this router, under any name.
+            let shared = lease.as_ref().and_then(|_| {
+                entries.iter().find_map(|(other, e)| {
+                    let h = e.record.host.as_ref()?;
+                    (h.router == host.router && h.ip.addr() == host.ip.addr())
+                        .then(|| other.clone())
+                })
+            });
+            if let (Some(lease), Some(other)) = (lease.as_ref(), shared) {
+                let entry = entries.get_mut(&other).expect("found under the lock");
+                check_shareable(&other, entry, owner_uid, &host)?;
+                match entry.phase {
+                    Phase::Ready => {}
+                    Phase::Creating { txn: t } if t == txn => {}
+                    _ => return Ok(HostSlot::Wait),
+                }
+                let facet = entry.record.host.as_mut().expect("a host record");
+                if facet.leases.iter().any(|l| l.tag == lease.tag) {
+                    return Ok(HostSlot::Reuse(Box::new(entry.record.clone())));
+                }
+                facet.leases.push(lease.clone());
+                // Written under the lock, so that lease changes reach the disk in order.
+                if let Err(e) = self.store.save_ns(&entry.record) {
+                    let facet = entry.record.host.as_mut().expect("a host record");
+                    facet.leases.pop();
+                    return Err(e.into());
+                }
+                return Ok(HostSlot::Leased(Box::new(entry.record.clone())));
+            }
+            if let Some(entry) = entries.get(name) {
                 return Ok(match entry.phase {
                     Phase::Ready => HostSlot::Reuse(Box::new(entry.record.clone())),
                     Phase::Creating { txn: t } if t == txn => {
@@ -463,6 +596,7 @@ impl Registry {
                 }
             }
             check_quota(&entries, self.quotas.get(), owner_uid, true)?;
+            host.leases = lease.into_iter().collect();
             record.host = Some(host);
             self.insert_and_save(entries, record, txn)?;
         }
@@ -644,6 +778,142 @@ impl Registry {
                 name.as_str()
             )));
         };
+        Self::check_deletable(name, entry, uid, admin, txn)?;
+        self.store.check_removable()?;
+        entry.phase = Phase::Deleting { txn };
+        entry.netlink = None;
+        Ok(entry.record.netns_ino)
+    }
+
+    /// Releases what `how` says of host `name` for request `txn` on behalf of `uid` (see
+    /// [`Release`]): a lease, written to disk at once, or, with the last lease (or a host
+    /// that is not shared), the host, whose deletion begins as [`Registry::begin_delete`]'s
+    /// does, in the same step, so that no lease can be taken on a host being deleted.
+    pub fn release_host(
+        &self,
+        name: &NsName,
+        uid: u32,
+        admin: bool,
+        txn: u64,
+        how: &Release,
+    ) -> Result<Released, HelperError> {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return Err(HelperError::NotFound(format!("There is no host {name}")));
+        };
+        let Some(host) = entry.record.host.as_ref() else {
+            return Err(HelperError::NotFound(format!(
+                "Namespace {name} is not a host"
+            )));
+        };
+        Self::check_deletable(name, entry, uid, admin, txn)?;
+        let tags = || {
+            host.leases
+                .iter()
+                .map(|l| l.tag.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let lease_at = match how {
+            Release::All => None,
+            Release::Sole if host.leases.len() > 1 => {
+                return Err(HelperError::Conflict(format!(
+                    "Host {name} is shared by {} leases ({}); give the tag of yours to release it",
+                    host.leases.len(),
+                    tags()
+                )));
+            }
+            Release::Sole => None,
+            Release::Tag(t) if !host.shared() => {
+                if entry.record.tag.as_ref() != Some(t) {
+                    return Err(HelperError::NotFound(format!(
+                        "Host {name} is not shared and is not tagged {t}"
+                    )));
+                }
+                None
+            }
+            Release::Tag(t) => match host.leases.iter().position(|l| &l.tag == t) {
+                None => {
+                    return Err(HelperError::NotFound(format!(
+                        "Host {name} has no lease tagged {t} (its leases: {})",
+                        tags()
+                    )));
+                }
+                Some(_) if host.leases.len() == 1 => None,
+                Some(i) => Some(i),
+            },
+        };
+        if let Some(i) = lease_at {
+            let facet = entry.record.host.as_mut().expect("a host record");
+            let lease = facet.leases.remove(i);
+            if let Err(e) = self.store.save_ns(&entry.record) {
+                let facet = entry.record.host.as_mut().expect("a host record");
+                facet.leases.insert(i, lease);
+                return Err(e.into());
+            }
+            return Ok(Released::Lease(lease));
+        }
+        self.store.check_removable()?;
+        entry.phase = Phase::Deleting { txn };
+        entry.netlink = None;
+        Ok(Released::Deleting(entry.record.netns_ino))
+    }
+
+    /// Puts back a lease [`Registry::release_host`] released (undo), if the host is still
+    /// there.
+    pub fn restore_lease(&self, name: &NsName, lease: Lease) {
+        let mut entries = self.lock();
+        let Some(entry) = entries.get_mut(name) else {
+            return;
+        };
+        let Some(facet) = entry.record.host.as_mut() else {
+            return;
+        };
+        if facet.leases.iter().any(|l| l.tag == lease.tag) {
+            return;
+        }
+        let at = facet
+            .leases
+            .partition_point(|l| l.since_ms <= lease.since_ms);
+        facet.leases.insert(at, lease);
+        if let Err(e) = self.store.save_ns(&entry.record) {
+            tracing::error!(ns = %name, error = %chain(&e), "Cannot write a host's lease back");
+        }
+    }
+
+    /// Gives up the lease `tag` that request `txn` took on host `name` (undo). If it was the
+    /// last lease (the others were released meanwhile), the host's deletion begins instead,
+    /// as in [`Registry::release_host`], and its inode is returned: the caller deletes it.
+    pub fn drop_lease(&self, name: &NsName, tag: &Tag, txn: u64) -> Option<u64> {
+        let mut entries = self.lock();
+        let entry = entries.get_mut(name)?;
+        let facet = entry.record.host.as_mut()?;
+        let i = facet.leases.iter().position(|l| &l.tag == tag)?;
+        if facet.leases.len() > 1 {
+            facet.leases.remove(i);
+            if let Err(e) = self.store.save_ns(&entry.record) {
+                tracing::error!(ns = %name, error = %chain(&e), "Cannot write a host's leases");
+            }
+            return None;
+        }
+        if entry.phase != Phase::Ready {
+            // Another request is deleting it (or this one is creating it: its reservation's
+            // undo removes it).
+            return None;
+        }
+        entry.phase = Phase::Deleting { txn };
+        entry.netlink = None;
+        Some(entry.record.netns_ino)
+    }
+
+    /// Whether request `txn` of `uid` may delete the entry `name` now.
+    fn check_deletable(
+        name: &NsName,
+        entry: &Entry,
+        uid: u32,
+        admin: bool,
+        txn: u64,
+    ) -> Result<(), HelperError> {
         match entry.phase {
             Phase::Ready => {}
             Phase::Creating { txn: t } if t == txn => {}
@@ -673,10 +943,7 @@ impl Registry {
                 entry.record.owner_uid
             )));
         }
-        self.store.check_removable()?;
-        entry.phase = Phase::Deleting { txn };
-        entry.netlink = None;
-        Ok(entry.record.netns_ino)
+        Ok(())
     }
 
     /// Commits a deletion: forgets the namespace and removes its record.
@@ -827,6 +1094,7 @@ mod tests {
                 gateway: "10.0.0.1".parse().unwrap(),
                 gateway_added: false,
                 hidden_end: "h1".parse().unwrap(),
+                leases: Vec::new(),
             });
         }
         let e = Entry {
@@ -865,5 +1133,234 @@ mod tests {
         let full: BTreeMap<NsName, Entry> =
             (0..3).map(|i| entry(&format!("n{i}"), 7, false)).collect();
         assert!(check_quota(&full, Some(&q), 7, false).is_err());
+    }
+
+    fn registry(dir: &std::path::Path) -> Registry {
+        Registry {
+            entries: Mutex::new(BTreeMap::new()),
+            store: StateStore::open(dir).unwrap(),
+            quotas: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn facet(ip: &str, end: &str) -> HostFacet {
+        HostFacet {
+            ip: ip.parse().unwrap(),
+            secondaries: Vec::new(),
+            router: "r1".parse().unwrap(),
+            router_if: "eth0".parse().unwrap(),
+            bridge: "br0".parse().unwrap(),
+            gateway: "10.0.0.1".parse().unwrap(),
+            gateway_added: false,
+            hidden_end: end.parse().unwrap(),
+            leases: Vec::new(),
+        }
+    }
+
+    fn n(s: &str) -> NsName {
+        s.parse().unwrap()
+    }
+
+    fn t(s: &str) -> Tag {
+        s.parse().unwrap()
+    }
+
+    /// Adds host `name` for uid 1000 (shared under `tag` when given) and commits it.
+    fn add(r: &Registry, name: &str, ip: &str, tag: Option<&str>, txn: u64) -> HostSlot {
+        let slot = r
+            .reserve_host(
+                &n(name),
+                1000,
+                tag.map(t),
+                txn,
+                txn,
+                facet(ip, &format!("h{name}")),
+                tag.is_some(),
+            )
+            .unwrap();
+        if slot == HostSlot::Reserved {
+            r.commit_created(&n(name)).unwrap();
+        }
+        slot
+    }
+
+    fn leases(r: &Registry, name: &str) -> Vec<String> {
+        let (record, _) = r.host(&n(name)).unwrap();
+        let h = record.host.unwrap();
+        h.leases.iter().map(|l| l.tag.to_string()).collect()
+    }
+
+    #[test]
+    fn shared_hosts_go_with_their_last_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path());
+        assert_eq!(
+            add(&r, "job1-s", "10.0.0.5/24", Some("job1"), 1),
+            HostSlot::Reserved
+        );
+        // Another job, another name, the same address and router: a lease on job1-s.
+        let HostSlot::Leased(record) = add(&r, "job2-s", "10.0.0.5/24", Some("job2"), 2) else {
+            panic!("not leased");
+        };
+        assert_eq!(record.name, n("job1-s"));
+        assert!(r.host(&n("job2-s")).is_none());
+        // The same lease asked again is reused, not counted twice.
+        assert!(matches!(
+            add(&r, "job2-s", "10.0.0.5/24", Some("job2"), 3),
+            HostSlot::Reuse(_)
+        ));
+        assert!(matches!(
+            add(&r, "job3-x", "10.0.0.5/24", Some("job3"), 4),
+            HostSlot::Leased(_)
+        ));
+        assert_eq!(leases(&r, "job1-s"), ["job1", "job2", "job3"]);
+        // The leases are on disk: a restart finds them.
+        let (records, bad) = StateStore::open(dir.path()).unwrap().load_ns().unwrap();
+        assert!(bad.is_empty());
+        let on_disk = records[0].host.as_ref().unwrap();
+        assert_eq!(on_disk.leases.len(), 3);
+        // Without a tag, a host with several leases is not deleted.
+        let e = r
+            .release_host(&n("job1-s"), 1000, false, 5, &Release::Sole)
+            .unwrap_err();
+        assert_eq!(e.code(), tsim_protocol::ErrorCode::Conflict, "{e}");
+        assert!(e.to_string().contains("job1, job2, job3"), "{e}");
+        let e = r
+            .release_host(&n("job1-s"), 1000, false, 5, &Release::Tag(t("job9")))
+            .unwrap_err();
+        assert_eq!(e.code(), tsim_protocol::ErrorCode::NotFound, "{e}");
+        // The creator's lease goes first; the host stays for the others.
+        let released = r
+            .release_host(&n("job1-s"), 1000, false, 5, &Release::Tag(t("job1")))
+            .unwrap();
+        assert!(matches!(released, Released::Lease(ref l) if l.tag == t("job1")));
+        assert_eq!(leases(&r, "job1-s"), ["job2", "job3"]);
+        // Undoing a release puts the lease back, in its place.
+        let Released::Lease(lease) = released else {
+            unreachable!()
+        };
+        r.restore_lease(&n("job1-s"), lease);
+        assert_eq!(leases(&r, "job1-s"), ["job1", "job2", "job3"]);
+        for tag in ["job1", "job3"] {
+            r.release_host(&n("job1-s"), 1000, false, 6, &Release::Tag(t(tag)))
+                .unwrap();
+        }
+        // Undoing a lease that is not the last only drops it.
+        assert!(matches!(
+            add(&r, "job4-s", "10.0.0.5/24", Some("job4"), 7),
+            HostSlot::Leased(_)
+        ));
+        assert_eq!(r.drop_lease(&n("job1-s"), &t("job4"), 7), None);
+        assert_eq!(leases(&r, "job1-s"), ["job2"]);
+        // The last lease takes the host with it, in the same step: nobody can lease it now.
+        let gone = r
+            .release_host(&n("job1-s"), 1000, false, 8, &Release::Tag(t("job2")))
+            .unwrap();
+        assert!(matches!(gone, Released::Deleting(_)));
+        assert_eq!(r.host(&n("job1-s")).unwrap().1, "deleting");
+        assert_eq!(
+            add(&r, "job5-s", "10.0.0.5/24", Some("job5"), 9),
+            HostSlot::Wait
+        );
+        r.finish_delete(&n("job1-s"));
+        assert_eq!(
+            add(&r, "job5-s", "10.0.0.5/24", Some("job5"), 10),
+            HostSlot::Reserved
+        );
+    }
+
+    #[test]
+    fn an_undone_lease_that_was_the_last_deletes_the_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path());
+        add(&r, "a", "10.0.0.5/24", Some("ja"), 1);
+        assert!(matches!(
+            add(&r, "b", "10.0.0.5/24", Some("jb"), 2),
+            HostSlot::Leased(_)
+        ));
+        r.release_host(&n("a"), 1000, false, 3, &Release::Tag(t("ja")))
+            .unwrap();
+        // Request 2 is undone after its lease became the host's only one.
+        assert!(r.drop_lease(&n("a"), &t("jb"), 2).is_some());
+        assert_eq!(r.host(&n("a")).unwrap().1, "deleting");
+    }
+
+    #[test]
+    fn sharing_is_asked_for_on_both_sides_and_within_one_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = registry(dir.path());
+        let code = |slot: Result<HostSlot, HelperError>| slot.unwrap_err().code();
+        let conflict = tsim_protocol::ErrorCode::Conflict;
+        add(&r, "plain", "10.0.0.5/24", None, 1);
+        // A host added without share is not leased ...
+        let shared = r.reserve_host(
+            &n("x"),
+            1000,
+            Some(t("j")),
+            2,
+            2,
+            facet("10.0.0.5/24", "hx"),
+            true,
+        );
+        assert_eq!(code(shared), conflict);
+        // ... and a shared host is not taken without share, under its name or another.
+        add(&r, "s", "10.0.0.6/24", Some("j1"), 3);
+        for name in ["s", "y"] {
+            let plain = r.reserve_host(
+                &n(name),
+                1000,
+                None,
+                4,
+                4,
+                facet("10.0.0.6/24", "hy"),
+                false,
+            );
+            assert_eq!(code(plain), conflict);
+        }
+        // Another uid may not lease it: it could keep the owner's host alive.
+        let other = r.reserve_host(
+            &n("z"),
+            1001,
+            Some(t("j2")),
+            5,
+            5,
+            facet("10.0.0.6/24", "hz"),
+            true,
+        );
+        let e = other.unwrap_err();
+        assert_eq!(e.code(), conflict);
+        assert!(e.to_string().contains("within one uid"), "{e}");
+        // Nor another prefix or other secondaries.
+        let wider = r.reserve_host(
+            &n("w"),
+            1000,
+            Some(t("j3")),
+            6,
+            6,
+            facet("10.0.0.6/16", "hw"),
+            true,
+        );
+        assert_eq!(code(wider), conflict);
+        let mut f = facet("10.0.0.6/24", "hv");
+        f.secondaries = vec!["192.0.2.9/32".parse().unwrap()];
+        let more = r.reserve_host(&n("v"), 1000, Some(t("j4")), 7, 7, f, true);
+        assert_eq!(code(more), conflict);
+        // Share needs a tag (the lease's name).
+        let untagged = r.reserve_host(&n("u"), 1000, None, 8, 8, facet("10.0.0.7/24", "hu"), true);
+        assert_eq!(code(untagged), tsim_protocol::ErrorCode::InvalidArgument);
+        // A host that is not shared is deleted by tag only if it has that tag.
+        let e = r
+            .release_host(&n("plain"), 1000, false, 9, &Release::Tag(t("j")))
+            .unwrap_err();
+        assert_eq!(e.code(), tsim_protocol::ErrorCode::NotFound);
+        assert!(matches!(
+            r.release_host(&n("plain"), 1000, false, 9, &Release::Sole),
+            Ok(Released::Deleting(_))
+        ));
+        // Only the owner (or an admin) releases anything.
+        let e = r
+            .release_host(&n("s"), 1001, false, 10, &Release::Tag(t("j1")))
+            .unwrap_err();
+        assert_eq!(e.code(), tsim_protocol::ErrorCode::PermissionDenied);
     }
 }

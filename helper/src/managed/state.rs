@@ -93,9 +93,18 @@ pub struct HostFacet {
     pub gateway_added: bool,
     /// The name of its veth's end in the hidden namespace.
     pub hidden_end: IfName,
+    /// Its leases, oldest first, if it was added with `share` (never empty then: the host
+    /// goes with its last lease, in the same registry step that removes it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<tsim_protocol::ops::Lease>,
 }
 
 impl HostFacet {
+    /// Whether it was added with `share`.
+    pub fn shared(&self) -> bool {
+        !self.leases.is_empty()
+    }
+
     /// The gateway as an address on the router interface (with the host's prefix).
     pub fn gateway_cidr(&self) -> Cidr {
         Cidr::new(self.gateway.0, self.ip.prefix()).expect("the prefix of a valid CIDR")

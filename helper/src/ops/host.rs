@@ -24,7 +24,7 @@ use crate::base::auth::Peer;
 use crate::base::error::HelperError;
 use crate::managed::context::now_ms;
 use crate::managed::hosts;
-use crate::managed::registry::HostSlot;
+use crate::managed::registry::{HostSlot, Release, Released};
 use crate::managed::state::HostFacet;
 use crate::txn::{Effect, Txn};
 
@@ -126,6 +126,7 @@ pub(super) async fn add(
         gateway: placement.gateway.into(),
         gateway_added: placement.gateway_added,
         hidden_end: hosts::hidden_end(&args.name),
+        leases: Vec::new(),
     };
     ns_create::refuse_foreign(ctx, &args.name)?;
     ns_create::refuse_router_name(ctx, &args.name)?;
@@ -138,6 +139,7 @@ pub(super) async fn add(
             now_ms(),
             ctx.txn,
             facet.clone(),
+            args.share,
         )?;
         match slot {
             HostSlot::Reserved => {
@@ -149,9 +151,23 @@ pub(super) async fn add(
             HostSlot::Reuse(record) => {
                 let host = hosts::info(&record, "ready").expect("a host record");
                 return Ok(OpResult::HostAdd(HostAdded {
+                    shared: !host.leases.is_empty(),
                     host,
                     reused: true,
                     pooled: false,
+                }));
+            }
+            HostSlot::Leased(record) => {
+                let host = hosts::info(&record, "ready").expect("a host record");
+                txn.push(Effect::LeaseTaken {
+                    host: host.name.clone(),
+                    tag: args.tag.clone().expect("share needs a tag"),
+                });
+                return Ok(OpResult::HostAdd(HostAdded {
+                    host,
+                    reused: false,
+                    pooled: false,
+                    shared: true,
                 }));
             }
             HostSlot::Wait => {
@@ -181,6 +197,7 @@ pub(super) async fn add(
         host,
         reused: false,
         pooled,
+        shared: args.share,
     }))
 }
 
@@ -368,17 +385,21 @@ pub(super) async fn delete(
     args: HostDelete,
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
-    remove(ctx, &args.name, txn).await?;
+    let how = args.tag.map_or(Release::Sole, Release::Tag);
+    remove(ctx, &args.name, &how, txn).await?;
     Ok(OpResult::HostDelete(Done {}))
 }
 
-/// Deletes host `name` (the caller must own it, or be root or an admin): its namespace, with
-/// its links; on commit, its share of the gateway and its router's neighbour entry.
+/// Releases what `how` says of host `name` (the caller must own it, or be root or an
+/// admin): a lease of a shared host, or the host itself (its namespace, with its links; on
+/// commit, its share of the gateway and its router's neighbour entry). Returns whether the
+/// host goes.
 pub(super) async fn remove(
     ctx: &OpCtx<'_>,
     name: &NsName,
+    how: &Release,
     txn: &mut Txn,
-) -> Result<(), HelperError> {
+) -> Result<bool, HelperError> {
     let helper = ctx.helper;
     let Some((record, _)) = helper.registry.host(name) else {
         return Err(HelperError::NotFound(if helper.registry.is_managed(name) {
@@ -388,14 +409,28 @@ pub(super) async fn remove(
         }));
     };
     let facet = record.host.expect("a host record");
-    ns_delete::remove(ctx, name, txn).await?;
+    let ino =
+        match helper
+            .registry
+            .release_host(name, ctx.peer.uid, ctx.peer.admin, ctx.txn, how)?
+        {
+            Released::Lease(lease) => {
+                txn.push(Effect::LeaseReleased {
+                    host: name.clone(),
+                    lease,
+                });
+                return Ok(false);
+            }
+            Released::Deleting(ino) => ino,
+        };
+    ns_delete::detach(ctx, name, ino, txn).await?;
     txn.push(Effect::HostGone {
         router: facet.router.clone(),
         dev: facet.router_if.clone(),
         ip: facet.ip.addr(),
         gateway: facet.gateway_added.then(|| facet.gateway_cidr()),
     });
-    Ok(())
+    Ok(true)
 }
 
 pub(super) fn list(ctx: &OpCtx<'_>, _args: HostList) -> Result<OpResult, HelperError> {
@@ -424,20 +459,38 @@ pub(super) async fn clean(
         (None, false) => Some(me),
         (o, _) => o,
     };
-    let victims: Vec<NsName> = ctx
+    // With a tag: the hosts of that tag, and the shared hosts with a lease of that tag
+    // (which lose only that lease, unless it is their last).
+    let victims: Vec<(NsName, Release)> = ctx
         .helper
         .registry
         .hosts()
         .into_iter()
-        .filter(|(r, state)| {
-            *state == "ready"
-                && owner.is_none_or(|o| r.owner_uid == o)
-                && args.tag.as_ref().is_none_or(|t| r.tag.as_ref() == Some(t))
+        .filter(|(r, state)| *state == "ready" && owner.is_none_or(|o| r.owner_uid == o))
+        .filter_map(|(r, _)| {
+            let shared = r.host.as_ref().is_some_and(|h| h.shared());
+            let how = match &args.tag {
+                None => Release::All,
+                Some(t) if shared => {
+                    let leases = &r.host.as_ref().expect("a host record").leases;
+                    leases
+                        .iter()
+                        .any(|l| &l.tag == t)
+                        .then(|| Release::Tag(t.clone()))?
+                }
+                Some(t) => (r.tag.as_ref() == Some(t)).then_some(Release::All)?,
+            };
+            Some((r.name, how))
         })
-        .map(|(r, _)| r.name)
         .collect();
-    for name in &victims {
-        remove(ctx, name, txn).await?;
+    let mut removed = Vec::new();
+    let mut released = Vec::new();
+    for (name, how) in victims {
+        if remove(ctx, &name, &how, txn).await? {
+            removed.push(name);
+        } else {
+            released.push(name);
+        }
     }
-    Ok(OpResult::HostClean(HostsCleaned { removed: victims }))
+    Ok(OpResult::HostClean(HostsCleaned { removed, released }))
 }

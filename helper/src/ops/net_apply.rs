@@ -737,7 +737,7 @@ async fn remove(
     let doomed = doomed_hosts(helper, desired);
     for host in &doomed {
         run.step("hosts").await?;
-        super::host::remove(ctx, host, txn).await?;
+        super::host::remove(ctx, host, &crate::managed::registry::Release::All, txn).await?;
     }
     for change in &d.change_routers {
         let Some(router) = change.new else { continue };

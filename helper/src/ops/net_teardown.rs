@@ -24,7 +24,7 @@ pub(super) async fn handle(
         .map(|(r, _)| r.name)
         .collect();
     for host in &hosts {
-        super::host::remove(ctx, host, txn).await?;
+        super::host::remove(ctx, host, &crate::managed::registry::Release::All, txn).await?;
     }
     let pooled = super::pool::drain(ctx, txn).await?;
     let mut names: Vec<_> = record

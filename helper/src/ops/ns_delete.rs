@@ -48,6 +48,19 @@ pub(super) async fn remove(
     let ino = helper
         .registry
         .begin_delete(&name, ctx.peer.uid, ctx.peer.admin, ctx.txn)?;
+    detach(ctx, &name, ino, txn).await
+}
+
+/// The second half of a deletion whose registry step (phase `Deleting`, inode `ino`) is
+/// done: removes `name` from `/run/netns`, kept alive for undo until the request commits.
+pub(super) async fn detach(
+    ctx: &OpCtx<'_>,
+    name: &NsName,
+    ino: u64,
+    txn: &mut Txn,
+) -> Result<(), HelperError> {
+    let helper = ctx.helper;
+    let name = name.clone();
     match helper.netns.detach(&name, ino).await {
         Ok(handle) => {
             txn.push(Effect::NsDeleted {

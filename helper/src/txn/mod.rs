@@ -89,6 +89,22 @@ pub enum Effect {
         /// The gateway added for it, if one was.
         gateway: Option<Cidr>,
     },
+    /// A lease was taken on a shared host that existed; undoing gives it up (and deletes the
+    /// host if the others were released meanwhile).
+    LeaseTaken {
+        /// The host.
+        host: NsName,
+        /// The lease's tag.
+        tag: tsim_protocol::Tag,
+    },
+    /// A lease on a shared host was released (the host stays for the others); undoing puts
+    /// it back.
+    LeaseReleased {
+        /// The host.
+        host: NsName,
+        /// The lease.
+        lease: tsim_protocol::ops::Lease,
+    },
     /// Something changed inside a namespace.
     Changed {
         /// The namespace.
@@ -160,7 +176,9 @@ impl Txn {
                 | Effect::NetState { .. }
                 | Effect::GatewayHeld { .. }
                 | Effect::SvcStarted { .. }
-                | Effect::SvcStopped { .. } => {}
+                | Effect::SvcStopped { .. }
+                | Effect::LeaseTaken { .. }
+                | Effect::LeaseReleased { .. } => {}
                 Effect::NsDeleted { name, handle } => {
                     // Its services' sockets would keep the namespace alive.
                     helper.services.stop_ns(helper, &name);
@@ -248,6 +266,12 @@ impl Txn {
                 }
             }
             Effect::HostGone { .. } => {}
+            Effect::LeaseTaken { host, tag } => {
+                if let Some(ino) = helper.registry.drop_lease(&host, &tag, self.id) {
+                    crate::managed::hosts::delete_unleased(helper, &host, ino).await;
+                }
+            }
+            Effect::LeaseReleased { host, lease } => helper.registry.restore_lease(&host, lease),
             Effect::SvcStarted { key } => {
                 helper.services.stop(helper, &key);
             }

@@ -16,6 +16,11 @@ fn is_false(b: &bool) -> bool {
 /// A host's identity is its name, address and router: the same three again is a success
 /// (`reused`); the same name with another address or router is a `conflict`.
 ///
+/// With `share` (since 1.3), a host with the same address, router and secondaries that was
+/// itself added with `share`, by the same uid, is not a conflict: the caller takes a lease
+/// on it (named by its `tag`, which `share` needs) and gets that host back (`shared`). A
+/// shared host goes with its last lease.
+///
 /// Since protocol 1.1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostAdd {
@@ -35,19 +40,42 @@ pub struct HostAdd {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[serde(deserialize_with = "crate::bounded::vec::<_, _, 1024>")]
     pub secondaries: Vec<Cidr>,
-    /// A label (e.g. a job id) for `host_clean`.
+    /// A label (e.g. a job id) for `host_clean`; with `share`, the lease's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<Tag>,
+    /// Share the host with other requests of the same uid (since 1.3): see above.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub share: bool,
 }
 
 /// Arguments of `host_delete`: the namespace, its links, and its share of the gateway.
 /// Only the owner, root or the admin group may delete a host.
+///
+/// On a shared host it releases the lease named `tag` (since 1.3), and deletes the host only
+/// if that was the last one; without `tag`, a shared host is deleted only if it has one lease
+/// left.
 ///
 /// Since protocol 1.1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostDelete {
     /// The host's name.
     pub name: NsName,
+    /// The lease to release (since 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<Tag>,
+}
+
+/// A lease on a shared host: who holds it.
+///
+/// Since protocol 1.3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The uid that took it (always the host's owner).
+    pub uid: u32,
+    /// Its name: the tag of the `host_add` that took it.
+    pub tag: Tag,
+    /// When it was taken, Unix milliseconds.
+    pub since_ms: u64,
 }
 
 /// Arguments of `host_list` (none).
@@ -57,7 +85,8 @@ pub struct HostDelete {
 pub struct HostList {}
 
 /// Arguments of `host_clean`: delete every host matching the filters. Without the admin
-/// role, only the caller's own hosts.
+/// role, only the caller's own hosts. With `tag`, a shared host loses the lease of that tag
+/// and goes only with its last one; without, shared hosts go with all their leases.
 ///
 /// Since protocol 1.1.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +132,9 @@ pub struct HostInfo {
     pub created_ms: u64,
     /// `ready`, or `creating`/`deleting` while a request works on it.
     pub state: String,
+    /// Its leases, oldest first, if it is shared (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leases: Vec<Lease>,
 }
 
 /// Result of `host_add`.
@@ -118,6 +150,10 @@ pub struct HostAdded {
     /// It came from the pool of pre-created namespaces.
     #[serde(default, skip_serializing_if = "is_false")]
     pub pooled: bool,
+    /// The host is shared: the caller holds a lease on it (since 1.3). With `reused`, the
+    /// caller held that lease already.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub shared: bool,
 }
 
 /// Result of `host_list`.
@@ -136,4 +172,8 @@ pub struct Hosts {
 pub struct HostsCleaned {
     /// The hosts deleted.
     pub removed: Vec<NsName>,
+    /// The shared hosts that lost the caller's lease and stay for their other leases
+    /// (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released: Vec<NsName>,
 }

@@ -1,6 +1,6 @@
 //! `tsimctl host add|del|list|clean`: test hosts on the simulated network.
 
-use tsim_protocol::ops::{HostAdd, HostInfo};
+use tsim_protocol::ops::{HostAdd, HostClean, HostDelete, HostInfo};
 use tsim_protocol::{Cidr, IfName, NsName, Tag};
 
 use super::{CliError, Ctx, print_json, utc};
@@ -20,6 +20,11 @@ pub struct Args {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Add a host (the same name, address and router again is a success: "reused").
+    ///
+    /// With --share, a host of yours with the same address, router and secondaries that was
+    /// itself added with --share is leased instead of refused as a conflict, whatever its
+    /// name: the answer names that host. The lease is named by --tag; the host goes with its
+    /// last lease (`host del NAME --tag T`, `host clean --tag T`).
     Add {
         /// Its name: 1-64 characters of A-Z a-z 0-9 _ . -
         name: NsName,
@@ -36,15 +41,25 @@ enum Command {
         /// A secondary address (repeatable), reachable from inside the host only.
         #[arg(long = "secondary", value_name = "CIDR")]
         secondaries: Vec<Cidr>,
-        /// A label (e.g. a job id), for `host clean --tag`.
+        /// A label (e.g. a job id), for `host clean --tag`; with --share, the lease's name.
         #[arg(long)]
         tag: Option<Tag>,
+        /// Share the host with your other jobs: take a lease on the same host if there is
+        /// one (needs --tag).
+        #[arg(long, requires = "tag")]
+        share: bool,
     },
     /// Delete a host (its owner, root or the admin group).
+    ///
+    /// On a shared host, releases the lease of --tag; the host goes with its last lease.
+    /// Without --tag, a shared host is deleted only if it has one lease left.
     #[command(alias = "delete", alias = "rm")]
     Del {
         /// Its name.
         name: NsName,
+        /// The lease to release, on a shared host.
+        #[arg(long)]
+        tag: Option<Tag>,
     },
     /// List the hosts.
     #[command(alias = "ls")]
@@ -52,9 +67,10 @@ enum Command {
     /// Delete the hosts matching the filters (without the admin role: one's own only).
     ///
     /// With no filter, every host the caller may delete: its own, or, for root and the admin
-    /// group, all of them.
+    /// group, all of them, shared ones with all their leases. With --tag, a shared host loses
+    /// the lease of that tag and goes only with its last lease.
     Clean {
-        /// Only hosts with this tag.
+        /// Only hosts with this tag (or, for shared hosts, a lease of this tag).
         #[arg(long)]
         tag: Option<Tag>,
         /// Only hosts of this uid.
@@ -73,6 +89,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             router_if,
             secondaries,
             tag,
+            share,
         } => {
             let added = ctx
                 .client
@@ -83,16 +100,19 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
                     router_if: router_if.clone(),
                     secondaries: secondaries.clone(),
                     tag: tag.clone(),
+                    share: *share,
                 })
                 .await?;
             if ctx.json {
                 print_json(&added);
             } else {
                 let h = &added.host;
-                let how = match (added.reused, added.pooled) {
-                    (true, _) => "reused host",
-                    (false, true) => "added host (from the pool)",
-                    (false, false) => "added host",
+                let how = match (added.reused, added.pooled, added.shared) {
+                    (true, _, true) => "already holding a lease on host",
+                    (true, _, false) => "reused host",
+                    (false, _, true) if h.leases.len() > 1 => "leased shared host",
+                    (false, true, _) => "added host (from the pool)",
+                    (false, false, _) => "added host",
                 };
                 let gateway = if h.gateway_added {
                     format!("{} (added for hosts)", h.gateway)
@@ -108,10 +128,33 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
                 );
             }
         }
-        Command::Del { name } => {
-            ctx.client.host_delete(name.clone()).await?;
+        Command::Del { name, tag } => {
+            let before = ctx.client.host_list().await?;
+            let leases = before
+                .iter()
+                .find(|h| &h.name == name)
+                .map_or(0, |h| h.leases.len());
+            ctx.client
+                .op()
+                .host_delete(HostDelete {
+                    name: name.clone(),
+                    tag: tag.clone(),
+                })
+                .await?;
+            // A shared host with other leases stays.
+            let kept = tag.is_some() && leases > 1;
             if ctx.json {
-                print_json(&serde_json::json!({ "deleted": name }));
+                print_json(&if kept {
+                    serde_json::json!({ "released": name, "tag": tag })
+                } else {
+                    serde_json::json!({ "deleted": name })
+                });
+            } else if kept {
+                out!(
+                    "released lease {} on host {name} ({} left)",
+                    tag.as_ref().map_or("", |t| t.as_str()),
+                    leases - 1
+                );
             } else {
                 out!("deleted host {name}");
             }
@@ -125,15 +168,28 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             }
         }
         Command::Clean { tag, owner } => {
-            let removed = ctx.client.host_clean(tag.clone(), *owner).await?;
+            let cleaned = ctx
+                .client
+                .op()
+                .host_clean(HostClean {
+                    tag: tag.clone(),
+                    owner: *owner,
+                })
+                .await?;
             if ctx.json {
-                print_json(&serde_json::json!({ "removed": removed }));
+                print_json(&cleaned);
             } else {
-                out!(
-                    "deleted {} host{}",
-                    removed.len(),
-                    if removed.len() == 1 { "" } else { "s" }
-                );
+                let plural = |n: usize| if n == 1 { "" } else { "s" };
+                let (removed, released) = (cleaned.removed.len(), cleaned.released.len());
+                if released == 0 {
+                    out!("deleted {removed} host{}", plural(removed));
+                } else {
+                    out!(
+                        "deleted {removed} host{}, released leases on {released} shared host{}",
+                        plural(removed),
+                        plural(released)
+                    );
+                }
             }
         }
     }
@@ -154,14 +210,15 @@ fn print_hosts(hosts: &[HostInfo]) {
         6,
     );
     out!(
-        "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  TAG",
+        "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  {:>6}  TAG",
         "NAME",
         "ADDRESS",
         "ROUTER",
         "GATEWAY",
         "OWNER",
         "CREATED",
-        "STATE"
+        "STATE",
+        "LEASES"
     );
     for h in hosts {
         let gateway = format!("{}{}", h.gateway, if h.gateway_added { "+" } else { "" });
@@ -169,8 +226,13 @@ fn print_hosts(hosts: &[HostInfo]) {
         if !h.secondaries.is_empty() {
             address.push_str(&format!(" +{}", h.secondaries.len()));
         }
+        let leases = if h.leases.is_empty() {
+            "-".to_owned()
+        } else {
+            h.leases.len().to_string()
+        };
         out!(
-            "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  {}",
+            "{:<name_w$}  {:<18}  {:<router_w$}  {:<16}  {:>9}  {:<20}  {:<8}  {:>6}  {}",
             h.name.as_str(),
             address,
             format!("{}/{}", h.router, h.router_if),
@@ -178,8 +240,12 @@ fn print_hosts(hosts: &[HostInfo]) {
             h.owner_uid,
             utc(h.created_ms),
             h.state,
+            leases,
             h.tag.as_ref().map_or("-", |t| t.as_str())
         );
+    }
+    if hosts.iter().any(|h| !h.leases.is_empty()) {
+        out!("\nLEASES: a shared host goes with its last lease (`host del NAME --tag T`)");
     }
     if hosts.iter().any(|h| h.gateway_added) {
         out!("\n+ gateway added to the router for hosts; it goes with the last host that needs it");
