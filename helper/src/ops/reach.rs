@@ -8,17 +8,24 @@
 //! one counted only entering was dropped there (`no`). Jobs with other DSCP values never see
 //! each other's packets in their counters.
 //!
+//! The steps run on all of a job's routers at once. The installation declares the chains
+//! (creating or emptying them), so their counters start at zero and are not read before
+//! the probes; the jobs polling one router share its reads ([`counted`]); the removal takes
+//! exactly what was installed in one step, and reads the table only if that fails.
+//!
 //! Invariant: whatever happens to the job (an error, a failed probe, cancellation), its
 //! chains and jump rules are removed from every router before it answers, and its DSCP value
-//! is freed; leftovers of an interrupted job with the same DSCP are removed before a new job
-//! installs its own, and at start ([`sweep`]) every router of the applied network is cleared of
+//! is freed; where a removal failed, the next job with that DSCP value on that router removes
+//! the leftovers before it installs its own, and at start ([`sweep`]) every router of the applied network is cleared of
 //! them, so a crash in the middle of a job leaves nothing once the helper is back. Nothing else
 //! of the routers is touched (no neighbour entries).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::{join_all, try_join_all};
 
 use tsim_protocol::ops::{
     ProbeReach, ReachResult, ReachRouter, ReachService, RouteGet, Transport, Verdict,
@@ -93,6 +100,40 @@ fn install_payload(dscp: u8, services: &[(u16, Transport)]) -> String {
     }
     p.push_str("COMMIT\n");
     p
+}
+
+/// The payload that removes exactly what [`install_payload`] installed for `dscp` (it fails,
+/// and changes nothing, if anything of it is missing or something else jumps to the chains).
+fn exact_removal_payload(dscp: u8) -> String {
+    let mut p = String::from("*mangle\n");
+    for (hook, table_chain) in [("PRE", "PREROUTING"), ("POST", "POSTROUTING")] {
+        let name = chain_name(dscp, hook);
+        p.push_str(&format!(
+            "-D {table_chain} -m dscp --dscp {dscp} -j {name}\n"
+        ));
+    }
+    for hook in ["PRE", "POST"] {
+        p.push_str(&format!("-F {}\n", chain_name(dscp, hook)));
+    }
+    for hook in ["PRE", "POST"] {
+        p.push_str(&format!("-X {}\n", chain_name(dscp, hook)));
+    }
+    p.push_str("COMMIT\n");
+    p
+}
+
+/// The routers (by namespace inode) where a job's chains could not be removed, with the
+/// DSCP value: the next job with that value there removes them first. (At start, [`sweep`]
+/// removes every job's chains, so a new process starts with none.)
+static DIRTY: Mutex<BTreeSet<(u64, u8)>> = Mutex::new(BTreeSet::new());
+
+fn dirty(ino: u64, dscp: u8, set: Option<bool>) -> bool {
+    let mut d = DIRTY.lock().unwrap_or_else(|p| p.into_inner());
+    match set {
+        Some(true) => d.insert((ino, dscp)),
+        Some(false) => d.remove(&(ino, dscp)),
+        None => d.contains(&(ino, dscp)),
+    }
 }
 
 /// The payload that removes what `saved` (an `iptables-save -t mangle`) shows of the job
@@ -215,6 +256,9 @@ fn counters(saved: &str, dscp: u8) -> std::collections::HashMap<String, u64> {
         .collect()
 }
 
+/// A job's packet counts on one router, by rule comment.
+type Counts = std::collections::HashMap<String, u64>;
+
 /// One router under test.
 struct Target {
     router: NsName,
@@ -222,6 +266,34 @@ struct Target {
     source: NsName,
     source_ino: u64,
     egress: Option<String>,
+}
+
+/// The latest `iptables-save -c -t mangle` of each router (by namespace inode) with when it
+/// was started, shared by the jobs that poll it: see [`counted`].
+type Latest = tokio::sync::Mutex<Option<(std::time::Instant, Arc<String>)>>;
+static READS: Mutex<BTreeMap<u64, Arc<Latest>>> = Mutex::new(BTreeMap::new());
+
+/// The router's mangle table with counters, as read by a save started after this call: the
+/// jobs polling one router at once share its reads (one save serves everyone who asked
+/// before it started), instead of each running its own.
+async fn counted(ctx: &OpCtx<'_>, t: &Target) -> Result<Arc<String>, HelperError> {
+    let since = std::time::Instant::now();
+    let latest = READS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(t.ino)
+        .or_default()
+        .clone();
+    let mut latest = latest.lock().await;
+    if let Some((started, saved)) = latest.as_ref() {
+        if *started >= since {
+            return Ok(saved.clone());
+        }
+    }
+    let started = std::time::Instant::now();
+    let saved = Arc::new(mangle(ctx, t, true).await?);
+    *latest = Some((started, saved.clone()));
+    Ok(saved)
 }
 
 async fn mangle(ctx: &OpCtx<'_>, t: &Target, counts: bool) -> Result<String, HelperError> {
@@ -315,72 +387,95 @@ pub(super) async fn reach(
     let dscp = Dscp::take(ctx.peer.uid, ctx.helper.config.quota_reach_jobs)?;
     let d = dscp.0;
 
-    let mut installed: Vec<&Target> = Vec::new();
+    // Each router's steps run on all routers at once: every step is a tool run (a process)
+    // per router, and the routers are independent.
+    let payload = install_payload(d, &services);
     let outcome = async {
-        for t in &targets {
-            remove(ctx, t, d).await?;
-            installed.push(t);
-            ctx.helper
-                .firewall()
-                .run_checked(
-                    &t.router,
-                    t.ino,
-                    Tool::IptablesRestore,
-                    &["--noflush"],
-                    Some(install_payload(d, &services)),
-                )
-                .await?;
-        }
-        let mut before = Vec::new();
-        for t in &targets {
-            before.push(counters(&mangle(ctx, t, true).await?, d));
-        }
+        // Each router's steps run on all routers at once: every step is a tool run (a
+        // process) per router, and the routers are independent. The chains are declared by
+        // the installation, which creates them or empties them, so their counters start at
+        // zero: there is nothing to read before the probes.
+        // Every installation runs to its end (none is dropped half-way when another fails),
+        // so that the clean-up below finds what there is to remove.
+        join_all(targets.iter().map(|t| {
+            let payload = payload.clone();
+            async move {
+                if dirty(t.ino, d, None) {
+                    remove(ctx, t, d).await?;
+                    dirty(t.ino, d, Some(false));
+                }
+                ctx.helper
+                    .firewall()
+                    .run_checked(
+                        &t.router,
+                        t.ino,
+                        Tool::IptablesRestore,
+                        &["--noflush"],
+                        Some(payload),
+                    )
+                    .await
+            }
+        }))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, HelperError>>()?;
+        let read_all =
+            || {
+                try_join_all(targets.iter().map(|t| async move {
+                    Ok::<_, HelperError>(counters(&counted(ctx, t).await?, d))
+                }))
+            };
         let sends = targets
             .iter()
             .map(|t| emit(ctx, t, dst, d, &services, timeout_ms));
         let sent = async {
-            let results = futures::future::join_all(sends).await;
+            let results = join_all(sends).await;
             results
                 .into_iter()
                 .collect::<Result<Vec<()>, HelperError>>()?;
             // Let the last datagrams cross the routers before the counters are read.
             tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok::<(), HelperError>(())
+            Ok::<Option<Vec<Counts>>, HelperError>(None)
         };
         // The counters, not the probes' outcomes, decide: once every router has seen every
         // service's probe, the TCP probes that still wait (dropped, or not answered yet)
-        // need not wait longer.
+        // need not wait longer. A packet is counted leaving a router in the same pass that
+        // counted it entering, so the read that shows every probe seen is the final one.
         let seen_all = async {
+            let mut pause = Duration::from_millis(5);
             loop {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let mut all = true;
-                for (t, before) in targets.iter().zip(&before) {
-                    let now = counters(&mangle(ctx, t, true).await?, d);
-                    all &= services.iter().all(|&(port, proto)| {
-                        let key = comment(d, "PRE", port, proto);
-                        now.get(&key).copied().unwrap_or(0) > before.get(&key).copied().unwrap_or(0)
-                    });
-                }
+                tokio::time::sleep(pause).await;
+                pause = Duration::from_millis(10);
+                let now = read_all().await?;
+                let all = now.iter().all(|now| {
+                    services.iter().all(|&(port, proto)| {
+                        now.get(&comment(d, "PRE", port, proto))
+                            .copied()
+                            .unwrap_or(0)
+                            > 0
+                    })
+                });
                 if all {
-                    return Ok::<(), HelperError>(());
+                    return Ok::<Option<Vec<Counts>>, HelperError>(Some(now));
                 }
             }
         };
-        tokio::select! {
+        let last = tokio::select! {
             r = sent => r?,
             r = seen_all => r?,
             _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
-        }
+        };
+        let afters = match last {
+            Some(now) => now,
+            None => read_all().await?,
+        };
         let mut routers = Vec::new();
-        for (t, before) in targets.iter().zip(before) {
-            let after = counters(&mangle(ctx, t, true).await?, d);
+        for (t, after) in targets.iter().zip(afters) {
             let delta = |hook: &str, port: u16, proto: Transport| {
-                let key = comment(d, hook, port, proto);
                 after
-                    .get(&key)
+                    .get(&comment(d, hook, port, proto))
                     .copied()
                     .unwrap_or(0)
-                    .saturating_sub(before.get(&key).copied().unwrap_or(0))
             };
             let services = services
                 .iter()
@@ -412,9 +507,31 @@ pub(super) async fn reach(
     }
     .await;
     // Whatever happened: the chains go from every router they went to.
+    // What was installed is removed in one step; if that fails (the installation failed
+    // half-way, or something else changed the chains), whatever is there is read and
+    // removed; if that fails too, the next job with this DSCP value there tries again.
     let mut cleanup_error = None;
-    for t in installed {
-        if let Err(e) = remove(ctx, t, d).await {
+    let removed = join_all(targets.iter().map(|t| async move {
+        let exact = ctx
+            .helper
+            .firewall()
+            .run_checked(
+                &t.router,
+                t.ino,
+                Tool::IptablesRestore,
+                &["--noflush"],
+                Some(exact_removal_payload(d)),
+            )
+            .await;
+        match exact {
+            Ok(_) => Ok(()),
+            Err(_) => remove(ctx, t, d).await,
+        }
+    }))
+    .await;
+    for (t, r) in targets.iter().zip(removed) {
+        if let Err(e) = r {
+            dirty(t.ino, d, Some(true));
             tracing::error!(router = %t.router, dscp = d, error = %chain(&e), "Cannot remove a reachability job's chains");
             cleanup_error.get_or_insert(e);
         }
