@@ -29,13 +29,14 @@ def _require_root():
 class Helper:
     """A running helper."""
 
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), group="0"):
         _counter[0] += 1
         self.prefix = f"tp{os.getpid():x}x{_counter[0]}-"
         self.dir = tempfile.mkdtemp(prefix="tsim-py-")
         os.chmod(self.dir, 0o755)
         self.socket = os.path.join(self.dir, "helper.sock")
         self.extra = list(extra)
+        self.group = str(group)
         self.proc = None
         self.start()
 
@@ -46,7 +47,7 @@ class Helper:
         log = open(os.path.join(self.dir, "helper.log"), "ab")
         self.proc = subprocess.Popen(
             [str(BIN / "tsim-helper"), "--socket", self.socket, "--state-dir",
-             os.path.join(self.dir, "state"), "--group", "0", "--hidden-ns", self.ns("hidden"),
+             os.path.join(self.dir, "state"), "--group", self.group, "--hidden-ns", self.ns("hidden"),
              "--pool-prefix", self.ns("pool-"), "--log", "text", *self.extra],
             stdout=subprocess.DEVNULL, stderr=log,
         )

@@ -48,7 +48,7 @@ def test_quick_and_detailed_jobs(network10):
         assert status == "400 Bad Request", body
         status, body = call(app, "POST", "/jobs/quick", {"src": "10.1.1.100", "dst": "10.2.1.100",
                                                          "routers": ["no-such-router"], "ports": "22"})
-        assert status == "502 Bad Gateway" and body["code"] == "not_found", body
+        assert status == "400 Bad Request" and body["code"] == "not_found", body
         assert call(app, "GET", "/nowhere")[0] == "404 Not Found"
         # Nothing of the jobs is left.
         assert c.host_list()["hosts"] == []
