@@ -56,7 +56,10 @@ row() {
   python3 -c '
 import json, sys
 r = json.loads(sys.argv[1]); what = sys.argv[2]
-print(f"| {what} | {r[\"alone_p50_ms\"]} ms | {r[\"wall_ms\"]} ms | {r[\"p50_ms\"]} / {r[\"p99_ms\"]} ms | {r[\"jobs_per_s\"]} | {r[\"errors\"]} | {r[\"mismatches\"]} |")' "$1" "$2"
+cols = [what] + [str(r[k]) + " ms" for k in ("alone_p50_ms", "wall_ms")]
+cols += [str(r["p50_ms"]) + " / " + str(r["p99_ms"]) + " ms"]
+cols += [str(r[k]) for k in ("jobs_per_s", "errors", "mismatches")]
+print("| " + " | ".join(cols) + " |")' "$1" "$2"
 }
 echo "| jobs at once, over HTTP | one job alone over HTTP (p50) | wall | per job p50 / p99 | jobs/s | errors | verdicts unlike alone |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
