@@ -275,3 +275,58 @@ fn an_undone_request_gives_back_the_lease_it_took_or_released() {
     assert!(hosts(&client).is_empty());
     assert!(!ip_netns_list().contains(&host.to_string()));
 }
+
+#[test]
+fn a_kill_9_among_leases_leaves_no_host_without_a_lease() {
+    require_priv!();
+    let mut helper = with_network();
+    // Jobs take and give up leases on one shared source while the helper is killed.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for j in 0..4 {
+            let (helper, stop) = (&helper, &stop);
+            s.spawn(move || {
+                let client = helper.client();
+                for round in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let tag = format!("k{j}r{round}");
+                    if share(&client, helper, &format!("{tag}-s"), &tag).is_err() {
+                        return;
+                    }
+                    let clean = HostClean {
+                        tag: Some(tag.parse().unwrap()),
+                        owner: None,
+                    };
+                    if client.op().host_clean(clean).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        // In the middle of it all (the jobs see their connections fail, and stop).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tsim_tests::signal(helper.pid(), nix::sys::signal::Signal::SIGKILL);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    helper.kill9();
+    helper.restart();
+    let client = helper.client();
+    for host in hosts(&client) {
+        assert!(
+            !host.leases.is_empty(),
+            "a shared host without a lease: {host:?}"
+        );
+        assert!(ip_netns_list().contains(&host.name.to_string()));
+    }
+    // Everything left goes with its leases.
+    client
+        .op()
+        .host_clean(HostClean {
+            tag: None,
+            owner: None,
+        })
+        .unwrap();
+    assert!(hosts(&client).is_empty());
+}
