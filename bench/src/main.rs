@@ -192,6 +192,53 @@ fn round_trips(socket: &Path, count: usize) -> anyhow::Result<Samples> {
     })
 }
 
+/// Sequential no-op round trips with no client library: a blocking socket, one pre-encoded
+/// `ping` request written and its answer read, so that the helper's share of a round trip
+/// shows apart from the client's.
+fn raw_round_trips(socket: &Path, count: usize) -> anyhow::Result<Samples> {
+    use std::io::{Read, Write};
+    use tsim_protocol::frame::encode_frame;
+    use tsim_protocol::{ClientMessage, Hello, Request, version};
+    let mut s = std::os::unix::net::UnixStream::connect(socket)?;
+    let hello = ClientMessage::Hello(Hello {
+        protocol: version::CURRENT,
+        client: "tsim-bench-raw".into(),
+    });
+    let read_frame =
+        |s: &mut std::os::unix::net::UnixStream, buf: &mut Vec<u8>| -> anyhow::Result<()> {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len)?;
+            buf.resize(u32::from_be_bytes(len) as usize, 0);
+            s.read_exact(buf)?;
+            Ok(())
+        };
+    let mut buf = Vec::new();
+    s.write_all(&encode_frame(&hello, version::DEFAULT_MAX_FRAME)?)?;
+    read_frame(&mut s, &mut buf)?;
+    // The same id each time: a request's id is free again once it is answered.
+    let ping = encode_frame(
+        &ClientMessage::Request(Request {
+            id: 1,
+            ops: vec![Op::Ping(Default::default())],
+            atomic: false,
+            progress: false,
+        }),
+        version::DEFAULT_MAX_FRAME,
+    )?;
+    for _ in 0..count / 10 {
+        s.write_all(&ping)?;
+        read_frame(&mut s, &mut buf)?;
+    }
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let t = Instant::now();
+        s.write_all(&ping)?;
+        read_frame(&mut s, &mut buf)?;
+        samples.push(t.elapsed());
+    }
+    Ok(Samples(samples))
+}
+
 /// `n` connections, each from its own thread, all doing round trips at once.
 fn concurrent_round_trips(socket: &Path, n: usize, count: usize) -> anyhow::Result<(Samples, f64)> {
     let started = Instant::now();
@@ -521,6 +568,7 @@ fn main() -> anyhow::Result<()> {
         let python = python_start(args.python_runs)?;
         let floor = kernel_floor(args.round_trips)?;
         let one = round_trips(&helper.socket, args.round_trips)?;
+        let raw = raw_round_trips(&helper.socket, args.round_trips)?;
         let (many, per_sec) =
             concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
         println!(
@@ -535,6 +583,13 @@ fn main() -> anyhow::Result<()> {
             us(floor.median()),
             us(floor.quantile(0.99)),
             us(one.median().saturating_sub(floor.median()))
+        );
+        println!(
+            "| no-op round trip without a client library (a blocking socket, a pre-encoded frame): p50 / p99 | {} / {} | the floor: {} | {:.2}× the floor |",
+            us(raw.median()),
+            us(raw.quantile(0.99)),
+            us(floor.median()),
+            raw.median().as_secs_f64() / floor.median().as_secs_f64()
         );
         println!(
             "| no-op round trip, {} connections at once: p50 / p99, throughput | {} / {}, {:.0} req/s | | |",
