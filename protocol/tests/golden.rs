@@ -147,6 +147,7 @@ fn service_ops() -> Vec<Op> {
             max_hops: Some(8),
             timeout_ms: Some(300),
             port: Some(33434),
+            queries: None,
         }),
     ]
 }
@@ -566,6 +567,8 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
                             rtt_us: Some(80),
                             kind: Some("time_exceeded".into()),
                             code: None,
+                            sent: None,
+                            replies: Vec::new(),
                         },
                         TraceHop {
                             ttl: 2,
@@ -573,6 +576,8 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
                             rtt_us: None,
                             kind: None,
                             code: None,
+                            sent: None,
+                            replies: Vec::new(),
                         },
                     ],
                     reached: false,

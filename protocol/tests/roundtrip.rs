@@ -468,6 +468,7 @@ fn op() -> impl Strategy<Value = Op> {
                     max_hops,
                     timeout_ms,
                     port,
+                    queries: None,
                 })
             }),
         (topology(), any::<bool>()).prop_map(|(topology, policy_tables)| {
@@ -633,6 +634,8 @@ fn op_result() -> impl Strategy<Value = OpResult> {
                             rtt_us,
                             kind,
                             code,
+                            sent: None,
+                            replies: Vec::new(),
                         })
                         .collect(),
                     reached,

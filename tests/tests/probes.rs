@@ -40,6 +40,7 @@ fn trace(helper: &TestHelper, from: &str, dst: &str, mode: TraceMode, max: u8) -
         max_hops: Some(max),
         timeout_ms: Some(300),
         port: None,
+        queries: None,
     }
 }
 
@@ -172,6 +173,7 @@ fn every_trace_is_the_same_after_everyone_pinged_everyone() {
                 max_hops: Some(8),
                 timeout_ms: Some(200),
                 port: None,
+                queries: None,
             })
             .unwrap();
         format!("{from} -> {dst}: {}", hops(&r).join(" "))
@@ -325,6 +327,91 @@ fn traces_list_the_exact_hops() {
     assert!(text.contains(" 4  10.0.3.100"), "{text}");
     assert_eq!(
         code(client.probe_trace(trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 0))),
+        ErrorCode::InvalidArgument
+    );
+}
+
+/// `queries`: several probes per hop, sent together, each answered on its own, with loss and
+/// times per hop, as `mtr -r` reports them; the trace itself is the one-probe trace.
+#[test]
+fn traces_with_several_probes_per_hop_report_every_reply() {
+    require_priv!();
+    let helper = network();
+    let client = helper.client();
+    for mode in [TraceMode::Icmp, TraceMode::Udp] {
+        let (dst, path): (&str, &[&str]) = match mode {
+            TraceMode::Icmp => (
+                "10.0.3.100",
+                &["192.0.2.1", "10.0.1.2", "10.0.2.2", "10.0.3.100"],
+            ),
+            TraceMode::Udp => (
+                "192.0.2.50",
+                &["10.0.3.1", "10.0.2.1", "10.0.1.1", "192.0.2.50"],
+            ),
+        };
+        let from = if mode == TraceMode::Icmp {
+            "far"
+        } else {
+            "web"
+        };
+        let r = client
+            .probe_trace(ProbeTrace {
+                queries: Some(5),
+                ..trace(&helper, from, dst, mode, 30)
+            })
+            .unwrap();
+        assert!(r.reached, "{r:?}");
+        assert_eq!(hops(&r), path, "{mode:?}");
+        for hop in &r.hops {
+            assert_eq!(hop.sent, Some(5));
+            assert_eq!(hop.replies.len(), 5, "{mode:?} {hop:?}");
+            assert_eq!(hop.lost(), 0);
+            let mut queries: Vec<u8> = hop.replies.iter().map(|r| r.query).collect();
+            queries.sort_unstable();
+            assert_eq!(queries, [0, 1, 2, 3, 4]);
+            assert!(hop.replies.iter().all(|r| Some(r.from) == hop.from));
+            let (min, avg, max) = hop.rtt_stats().unwrap();
+            assert!(min <= avg && avg <= max, "{hop:?}");
+        }
+    }
+    // Where nothing answers, every probe is lost.
+    let r = client
+        .probe_trace(ProbeTrace {
+            queries: Some(3),
+            ..trace(&helper, "far", "10.0.3.100", TraceMode::Udp, 5)
+        })
+        .unwrap();
+    assert!(!r.reached);
+    let last = r.hops.last().unwrap();
+    assert_eq!(
+        (last.sent, last.lost(), last.replies.len()),
+        (Some(3), 3, 0)
+    );
+    assert_eq!(r.hops[2].replies.len(), 3, "{r:?}");
+    // The tsimctl report.
+    let out = helper.tsimctl(&[
+        "probe",
+        "trace",
+        "--from",
+        &helper.ns("far"),
+        "10.0.3.100",
+        "--queries",
+        "4",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("LOSS%"), "{text}");
+    let last = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("4  10.0.3.100"))
+        .unwrap_or_default();
+    assert!(last.contains("  0.0     4"), "{text}");
+    // Out of range.
+    assert_eq!(
+        code(client.probe_trace(ProbeTrace {
+            queries: Some(101),
+            ..trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 4)
+        })),
         ErrorCode::InvalidArgument
     );
 }

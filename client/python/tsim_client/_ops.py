@@ -160,10 +160,12 @@ class Operations:
         max_hops: Optional[int] = None,
         timeout_ms: Optional[int] = None,
         port: Optional[int] = None,
+        queries: Optional[int] = None,
     ) -> Any:
         """``probe_trace``: a traceroute from ``ns`` (``mode`` ``icmp`` or ``udp``), one hop
-        per TTL. Raises ``NotFound``, ``InvalidArgument``."""
-        return self._one(_op("probe_trace", ns=ns, dst=dst, src=src, mode=mode,
+        per TTL; with ``queries`` (1-100), that many probes per hop, each hop then with
+        ``sent`` and every answer in ``replies``. Raises ``NotFound``, ``InvalidArgument``."""
+        return self._one(_op("probe_trace", ns=ns, dst=dst, src=src, mode=mode, queries=queries,
                              max_hops=max_hops, timeout_ms=timeout_ms, port=port))
 
     def probe_reach(

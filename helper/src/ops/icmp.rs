@@ -21,7 +21,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 use tsim_protocol::OpResult;
 use tsim_protocol::ops::{
-    PingError, PingReply, PingResult, ProbePing, ProbeTrace, TraceHop, TraceMode, TraceResult,
+    PingError, PingReply, PingResult, ProbePing, ProbeTrace, TraceHop, TraceMode, TraceReply,
+    TraceResult,
 };
 
 use super::OpCtx;
@@ -335,9 +336,11 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
         "timeout_ms",
     )?));
     let base_port = args.port.unwrap_or(33434);
-    if mode == TraceMode::Udp && u32::from(base_port) + u32::from(max_hops) > 65535 {
+    let queries = ranged(args.queries.map(u32::from), 1, 1, 100, "queries")? as u8;
+    let probes = u32::from(max_hops) * u32::from(queries);
+    if mode == TraceMode::Udp && u32::from(base_port) + probes > 65535 {
         return Err(HelperError::InvalidArgument(format!(
-            "port {base_port} leaves no room for {max_hops} hops"
+            "port {base_port} leaves no room for {max_hops} hops of {queries} probes"
         )));
     }
     let ns = ctx.ns(&args.ns).await?;
@@ -379,38 +382,55 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
     let mut reached = false;
     let mut buf = vec![0u8; 2048];
     for ttl in 1..=max_hops {
-        let sent = Instant::now();
-        let dport = base_port + u16::from(ttl) - 1;
-        let send = match &udp {
-            None => icmp.send(&echo_request(id, u16::from(ttl)), dst, Some(ttl)),
-            Some(u) => match u.set_ttl(u32::from(ttl)) {
-                Ok(()) => u
-                    .send_to(PAYLOAD, SocketAddr::V4(SocketAddrV4::new(dst, dport)))
-                    .await
-                    .map(drop),
-                Err(e) => Err(e),
-            },
-        };
+        // Probe `q` of this hop: ICMP sequence number, or UDP destination port, `index + q`
+        // (one probe per hop: the TTL, or the port base + TTL - 1, as traceroute does).
+        let first = (u16::from(ttl) - 1) * u16::from(queries);
+        let mut sent_at = Vec::with_capacity(usize::from(queries));
         let mut hop = TraceHop {
             ttl,
             from: None,
             rtt_us: None,
             kind: None,
             code: None,
+            sent: args.queries.map(|_| queries),
+            replies: Vec::new(),
         };
-        if let Err(e) = send {
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
-            ) {
-                hop.kind = Some("unreachable".into());
-                hops.push(hop);
-                break;
+        let mut unreachable = false;
+        for q in 0..u16::from(queries) {
+            let n = first + q;
+            let send = match &udp {
+                None => icmp.send(&echo_request(id, n + 1), dst, Some(ttl)),
+                Some(u) => match u.set_ttl(u32::from(ttl)) {
+                    Ok(()) => u
+                        .send_to(
+                            PAYLOAD,
+                            SocketAddr::V4(SocketAddrV4::new(dst, base_port + n)),
+                        )
+                        .await
+                        .map(drop),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = send {
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                ) {
+                    unreachable = true;
+                    break;
+                }
+                return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
             }
-            return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
+            sent_at.push(Instant::now());
         }
-        let deadline = sent + timeout;
-        loop {
+        if unreachable {
+            hop.kind = Some("unreachable".into());
+            hops.push(hop);
+            break;
+        }
+        let mut answered = vec![false; sent_at.len()];
+        let deadline = sent_at.last().copied().unwrap_or_else(Instant::now) + timeout;
+        while answered.iter().any(|a| !a) {
             let received = tokio::select! {
                 r = icmp.recv(&mut buf) => r,
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -419,11 +439,14 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
             let (from, n) = received
                 .map_err(|e| HelperError::Kernel(format!("Cannot receive in {}: {e}", ns.name)))?;
             let heard = parse(&buf[..n]);
-            let (kind, code) = match (heard, &udp) {
-                (Some(Heard::Reply { id: i, seq, .. }), None)
-                    if i == id && seq == u16::from(ttl) =>
-                {
-                    ("reply", None)
+            // Which of this hop's probes it answers, if any.
+            let ours = |n: u16| n.checked_sub(first).filter(|q| *q < u16::from(queries));
+            let (q, kind, code) = match (heard, &udp) {
+                (Some(Heard::Reply { id: i, seq, .. }), None) if i == id => {
+                    match ours(seq.wrapping_sub(1)) {
+                        Some(q) => (q, "reply", None),
+                        None => continue,
+                    }
                 }
                 (
                     Some(Heard::EchoError {
@@ -433,7 +456,10 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
                         seq,
                     }),
                     None,
-                ) if i == id && seq == u16::from(ttl) => (kind_name(kind), Some(code)),
+                ) if i == id => match ours(seq.wrapping_sub(1)) {
+                    Some(q) => (q, kind_name(kind), Some(code)),
+                    None => continue,
+                },
                 (
                     Some(Heard::UdpError {
                         kind,
@@ -442,23 +468,46 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
                         dport: d,
                     }),
                     Some(_),
-                ) if s == sport && d == dport => {
-                    if kind == UNREACHABLE && code == 3 && from == dst {
-                        ("reply", None)
-                    } else {
-                        (kind_name(kind), Some(code))
+                ) if s == sport => match ours(d.wrapping_sub(base_port)) {
+                    Some(q) if kind == UNREACHABLE && code == 3 && from == dst => {
+                        (q, "reply", None)
                     }
-                }
+                    Some(q) => (q, kind_name(kind), Some(code)),
+                    None => continue,
+                },
                 _ => continue,
             };
-            hop.from = Some(std::net::IpAddr::V4(from).into());
-            hop.rtt_us = Some(micros(Instant::now() - sent));
-            hop.kind = Some(kind.into());
-            hop.code = if kind == "unreachable" { code } else { None };
-            break;
+            let k = usize::from(q);
+            if answered[k] {
+                continue;
+            }
+            answered[k] = true;
+            let rtt_us = micros(Instant::now() - sent_at[k]);
+            let code = if kind == "unreachable" { code } else { None };
+            if hop.from.is_none() {
+                hop.from = Some(std::net::IpAddr::V4(from).into());
+                hop.rtt_us = Some(rtt_us);
+                hop.kind = Some(kind.into());
+                hop.code = code;
+            }
+            if hop.sent.is_some() {
+                hop.replies.push(TraceReply {
+                    query: u8::try_from(q).unwrap_or(u8::MAX),
+                    from: std::net::IpAddr::V4(from).into(),
+                    rtt_us,
+                    kind: kind.into(),
+                    code,
+                });
+            }
         }
-        let done = matches!(hop.kind.as_deref(), Some("reply" | "unreachable"));
-        reached = hop.kind.as_deref() == Some("reply");
+        let kinds = || {
+            hop.replies
+                .iter()
+                .map(|r| r.kind.as_str())
+                .chain(hop.kind.as_deref())
+        };
+        let done = kinds().any(|k| k == "reply" || k == "unreachable");
+        reached = kinds().any(|k| k == "reply");
         hops.push(hop);
         if done {
             break;

@@ -105,6 +105,28 @@ pub struct ProbeTrace {
     /// UDP mode: the first destination port (default 33434).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Probes per hop (1 to 100, default 1; since 1.3), sent together, like `mtr -r`: each
+    /// hop then reports every reply, the loss and the round-trip times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queries: Option<u8>,
+}
+
+/// One answer to one probe of a trace.
+///
+/// Since protocol 1.3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceReply {
+    /// Which probe of the hop (0 to `queries` - 1).
+    pub query: u8,
+    /// Who answered.
+    pub from: Ip,
+    /// Round-trip time, microseconds.
+    pub rtt_us: u64,
+    /// `time_exceeded`, `reply` or `unreachable`, as in [`TraceHop`].
+    pub kind: String,
+    /// The ICMP code of an `unreachable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u8>,
 }
 
 /// One hop of a trace.
@@ -126,6 +148,38 @@ pub struct TraceHop {
     /// The ICMP code of an `unreachable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<u8>,
+    /// With `queries`: how many probes were sent for this hop (since 1.3). `from`, `rtt_us`,
+    /// `kind` and `code` above are then those of the first answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<u8>,
+    /// With `queries`: every answer, in the order they came (since 1.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<TraceReply>,
+}
+
+impl TraceHop {
+    /// The probes of this hop that got no answer.
+    pub fn lost(&self) -> u8 {
+        let sent = self.sent.unwrap_or(1);
+        let answered = if self.sent.is_some() {
+            self.replies.len()
+        } else {
+            usize::from(self.from.is_some())
+        };
+        sent.saturating_sub(u8::try_from(answered).unwrap_or(u8::MAX))
+    }
+
+    /// The smallest, mean and largest round-trip time of the answers, microseconds.
+    pub fn rtt_stats(&self) -> Option<(u64, u64, u64)> {
+        let rtts: Vec<u64> = if self.replies.is_empty() {
+            self.rtt_us.into_iter().collect()
+        } else {
+            self.replies.iter().map(|r| r.rtt_us).collect()
+        };
+        let min = *rtts.iter().min()?;
+        let max = *rtts.iter().max()?;
+        Some((min, rtts.iter().sum::<u64>() / rtts.len() as u64, max))
+    }
 }
 
 /// Result of `probe_trace`.

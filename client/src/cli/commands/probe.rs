@@ -100,6 +100,10 @@ struct Trace {
     /// Seconds to wait for each hop.
     #[arg(long = "wait", short = 'w', value_name = "SECS", default_value_t = 1.0)]
     wait: f64,
+    /// Probes per hop (1-100), sent together; each hop then shows who answered, the loss
+    /// and min/avg/max round-trip times, like `mtr -r` (--json keeps every reply).
+    #[arg(long, short = 'q', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=100))]
+    queries: Option<u8>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -110,7 +114,7 @@ enum Command {
     Udp(Echo),
     /// Send ICMP echo requests.
     Ping(Ping),
-    /// Trace the route, one probe per hop.
+    /// Trace the route, one probe per hop (or --queries N).
     Trace(Trace),
     /// Quick analysis: which routers forward which services towards DST.
     ///
@@ -279,10 +283,13 @@ async fn trace(ctx: &Ctx, t: &Trace) -> Result<(), CliError> {
             max_hops: Some(t.max_hops),
             timeout_ms: Some(millis(t.wait, "--wait", 10.0)?),
             port: None,
+            queries: t.queries,
         })
         .await?;
     if ctx.json {
         print_json(&result);
+    } else if t.queries.is_some() {
+        print_report(t, &result);
     } else {
         print_trace(t, &result);
     }
@@ -290,6 +297,62 @@ async fn trace(ctx: &Ctx, t: &Trace) -> Result<(), CliError> {
         return Err(CliError::Other(format!("{} not reached", t.dst)));
     }
     Ok(())
+}
+
+/// A trace with several probes per hop, as `mtr -r` shows one: per hop, who answered, the
+/// loss, and the round-trip times.
+fn print_report(t: &Trace, r: &TraceResult) {
+    out!(
+        "trace to {} ({}), {} probes per hop, {} hops max",
+        t.dst,
+        if t.udp { "udp" } else { "icmp" },
+        t.queries.unwrap_or(1),
+        t.max_hops
+    );
+    out!(
+        "{:>3}  {:<32}  {:>5}  {:>4}  {:>8}  {:>8}  {:>8}",
+        "HOP",
+        "ADDRESS",
+        "LOSS%",
+        "SENT",
+        "MIN ms",
+        "AVG ms",
+        "MAX ms"
+    );
+    for hop in &r.hops {
+        let mut from: Vec<String> = Vec::new();
+        for reply in &hop.replies {
+            let mut a = reply.from.to_string();
+            if reply.kind == "unreachable" {
+                a.push_str(&format!(" !{}", reply.code.unwrap_or(0)));
+            }
+            if !from.contains(&a) {
+                from.push(a);
+            }
+        }
+        let sent = hop.sent.unwrap_or(1);
+        let loss = 100.0 * f64::from(hop.lost()) / f64::from(sent.max(1));
+        let ms = |us: u64| format!("{:.3}", us as f64 / 1000.0);
+        let (min, avg, max) = match hop.rtt_stats() {
+            Some((a, b, c)) => (ms(a), ms(b), ms(c)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let who = if from.is_empty() {
+            "*".to_owned()
+        } else {
+            from.join(", ")
+        };
+        out!(
+            "{:>3}  {:<32}  {:>5.1}  {:>4}  {:>8}  {:>8}  {:>8}",
+            hop.ttl,
+            who,
+            loss,
+            sent,
+            min,
+            avg,
+            max
+        );
+    }
 }
 
 fn print_trace(t: &Trace, r: &TraceResult) {
