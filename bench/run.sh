@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p tsim-helper -p tsim-client -p tsim-bench
+# tsimctl as it ships: relinked statically (see the Makefile).
+cargo rustc --release --locked -q -p tsim-client --bin tsimctl -- \
+  -C target-feature=+crt-static -C relocation-model=static
 report=$(target/release/tsim-bench "$@")
 # The table's rows come first; sections of their own (the load phase) follow a blank line,
 # and go after the Python rows, which continue the table.

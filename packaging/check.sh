@@ -11,6 +11,7 @@ source scripts/deps.sh
 need make make
 need dpkg-deb dpkg
 need gzip gzip
+need file file
 command -v cargo-deb >/dev/null 2>&1 || {
   echo "packaging: installing cargo-deb" >&2
   cargo install --quiet --locked cargo-deb --version 3.8.0
@@ -34,6 +35,8 @@ for f in usr/bin/tsim-helper usr/bin/tsimctl \
   [ -s "$root/$f" ] || fail "make install did not install $f"
 done
 "$root/usr/bin/tsimctl" --version >/dev/null
+# The CLI ships statically linked (it starts without the dynamic loader: see the Makefile).
+file -b "$root/usr/bin/tsimctl" | grep -q "statically linked" || fail "tsimctl is not statically linked"
 # The test-only hooks (helper/src/base/test_hooks.rs and the --test-* options) exist only in debug
 # builds; the installed (release) binary must carry none of them.
 if grep -aqE 'TSIM_TEST_PANIC|--test-[a-z-]+' "$root/usr/bin/tsim-helper"; then

@@ -286,6 +286,25 @@ fn kernel_floor(count: usize) -> anyhow::Result<Samples> {
     Ok(Samples(samples))
 }
 
+/// The start of `tsimctl --version` beside `/bin/true`, interleaved, `runs` each: what a
+/// CLI costs before it does anything.
+fn cli_start(tsimctl: &Path, runs: usize) -> anyhow::Result<(Samples, Samples)> {
+    let time = |cmd: &mut Command| -> anyhow::Result<Duration> {
+        let t = Instant::now();
+        let status = cmd.stdout(Stdio::null()).status()?;
+        if !status.success() {
+            bail!("{cmd:?} failed");
+        }
+        Ok(t.elapsed())
+    };
+    let (mut ctl, mut truth) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        truth.push(time(&mut Command::new("/bin/true"))?);
+        ctl.push(time(Command::new(tsimctl).arg("--version"))?);
+    }
+    Ok((Samples(ctl), Samples(truth)))
+}
+
 /// The anchor of the old way: every privileged step started a Python interpreter.
 fn python_start(runs: usize) -> anyhow::Result<Samples> {
     let mut samples = Vec::new();
@@ -569,6 +588,7 @@ fn main() -> anyhow::Result<()> {
         let floor = kernel_floor(args.round_trips)?;
         let one = round_trips(&helper.socket, args.round_trips)?;
         let raw = raw_round_trips(&helper.socket, args.round_trips)?;
+        let (ctl, truth) = cli_start(&binary.with_file_name("tsimctl"), 300)?;
         let (many, per_sec) =
             concurrent_round_trips(&helper.socket, args.connections, args.round_trips / 4)?;
         println!(
@@ -590,6 +610,12 @@ fn main() -> anyhow::Result<()> {
             us(raw.quantile(0.99)),
             us(floor.median()),
             raw.median().as_secs_f64() / floor.median().as_secs_f64()
+        );
+        println!(
+            "| `tsimctl --version`, one process each, median of 300 (target ≤ 1.5× `/bin/true`) | {} | `/bin/true`: {} | {:.2}× |",
+            ms(ctl.median()),
+            ms(truth.median()),
+            ctl.median().as_secs_f64() / truth.median().as_secs_f64()
         );
         println!(
             "| no-op round trip, {} connections at once: p50 / p99, throughput | {} / {}, {:.0} req/s | | |",
