@@ -888,3 +888,51 @@ const SHARED_GOLDEN: [&str; 4] = [
     "83a26f70a8686f73745f616464a4686f73748da46e616d65a477656231a26970ad31302e312e312e3130302f3234ab7365636f6e64617269657391ac3139322e302e322e312f3332a6726f75746572a27231a9726f757465725f6966a465746830a767617465776179a831302e312e312e31ad676174657761795f6164646564c3a6627269646765ae62722d30613031303130302d3234a96f776e65725f756964cd03e8a3746167a56a6f622d37aa637265617465645f6d73cf0000018bcfe56800a57374617465a57265616479a66c65617365739283a3756964cd03e8a3746167a56a6f622d36a873696e63655f6d73cf0000018bcfe5680083a3756964cd03e8a3746167a56a6f622d37a873696e63655f6d73cf0000018bcfe569f4a6736861726564c3",
     "83a26f70aa686f73745f636c65616ea772656d6f76656490a872656c656173656491a477656231",
 ];
+
+#[test]
+fn traces_with_queries_have_golden_bytes() {
+    // Since 1.3: `queries` on `probe_trace`; `sent` and `replies` on each hop.
+    let op = Op::ProbeTrace(ProbeTrace {
+        ns: name("h1"),
+        dst: "10.0.3.100".parse().unwrap(),
+        src: None,
+        mode: None,
+        max_hops: None,
+        timeout_ms: None,
+        port: None,
+        queries: Some(2),
+    });
+    let result = OpResult::ProbeTrace(TraceResult {
+        hops: vec![TraceHop {
+            ttl: 1,
+            from: Some("10.0.3.1".parse().unwrap()),
+            rtt_us: Some(40),
+            kind: Some("time_exceeded".into()),
+            code: None,
+            sent: Some(2),
+            replies: vec![TraceReply {
+                query: 0,
+                from: "10.0.3.1".parse().unwrap(),
+                rtt_us: 40,
+                kind: "time_exceeded".into(),
+                code: None,
+            }],
+        }],
+        reached: false,
+    });
+    let got = [
+        hex(&encode_body(&op).unwrap()),
+        hex(&encode_body(&result).unwrap()),
+    ];
+    assert_eq!(got, TRACE_GOLDEN, "{got:#?}");
+    assert_eq!(decode_body::<Op>(&unhex(TRACE_GOLDEN[0])).unwrap(), op);
+    assert_eq!(
+        decode_body::<OpResult>(&unhex(TRACE_GOLDEN[1])).unwrap(),
+        result
+    );
+}
+
+const TRACE_GOLDEN: [&str; 2] = [
+    "84a26f70ab70726f62655f7472616365a26e73a26831a3647374aa31302e302e332e313030a77175657269657302",
+    "83a26f70ab70726f62655f7472616365a4686f70739186a374746c01a466726f6da831302e302e332e31a67274745f757328a46b696e64ad74696d655f6578636565646564a473656e7402a77265706c6965739184a5717565727900a466726f6da831302e302e332e31a67274745f757328a46b696e64ad74696d655f6578636565646564a772656163686564c2",
+];
