@@ -308,20 +308,25 @@ async fn mangle(ctx: &OpCtx<'_>, t: &Target, counts: bool) -> Result<String, Hel
         .await
 }
 
+/// Applies `payload` to the router's tables with `iptables-restore --noflush`.
+async fn restore(ctx: &OpCtx<'_>, t: &Target, payload: String) -> Result<String, HelperError> {
+    ctx.helper
+        .firewall()
+        .run_checked(
+            &t.router,
+            t.ino,
+            Tool::IptablesRestore,
+            &["--noflush"],
+            Some(payload),
+        )
+        .await
+}
+
 /// Removes the job's chains from the router, if any are there.
 async fn remove(ctx: &OpCtx<'_>, t: &Target, dscp: u8) -> Result<(), HelperError> {
     let saved = mangle(ctx, t, false).await?;
     if let Some(payload) = removal_payload(&saved, dscp) {
-        ctx.helper
-            .firewall()
-            .run_checked(
-                &t.router,
-                t.ino,
-                Tool::IptablesRestore,
-                &["--noflush"],
-                Some(payload),
-            )
-            .await?;
+        restore(ctx, t, payload).await?;
     }
     Ok(())
 }
@@ -404,16 +409,7 @@ pub(super) async fn reach(
                     remove(ctx, t, d).await?;
                     dirty(t.ino, d, Some(false));
                 }
-                ctx.helper
-                    .firewall()
-                    .run_checked(
-                        &t.router,
-                        t.ino,
-                        Tool::IptablesRestore,
-                        &["--noflush"],
-                        Some(payload),
-                    )
-                    .await
+                restore(ctx, t, payload).await
             }
         }))
         .await
@@ -512,17 +508,7 @@ pub(super) async fn reach(
     // removed; if that fails too, the next job with this DSCP value there tries again.
     let mut cleanup_error = None;
     let removed = join_all(targets.iter().map(|t| async move {
-        let exact = ctx
-            .helper
-            .firewall()
-            .run_checked(
-                &t.router,
-                t.ino,
-                Tool::IptablesRestore,
-                &["--noflush"],
-                Some(exact_removal_payload(d)),
-            )
-            .await;
+        let exact = restore(ctx, t, exact_removal_payload(d)).await;
         match exact {
             Ok(_) => Ok(()),
             Err(_) => remove(ctx, t, d).await,

@@ -129,11 +129,17 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             }
         }
         Command::Del { name, tag } => {
-            let before = ctx.client.host_list().await?;
-            let leases = before
-                .iter()
-                .find(|h| &h.name == name)
-                .map_or(0, |h| h.leases.len());
+            // Only a lease's release can leave the host; the count says whether it does.
+            let leases = match tag {
+                Some(_) => ctx
+                    .client
+                    .host_list()
+                    .await?
+                    .iter()
+                    .find(|h| &h.name == name)
+                    .map_or(0, |h| h.leases.len()),
+                None => 0,
+            };
             ctx.client
                 .op()
                 .host_delete(HostDelete {
