@@ -43,6 +43,11 @@ impl Firewall<'_> {
         args: &[&str],
         stdin: Option<String>,
     ) -> Result<Output, HelperError> {
+        #[cfg(test)]
+        if let Some(fake) = self.netns.fake() {
+            self.screen(tool, stdin.as_deref())?;
+            return Ok(fake.run_tool(ns, ino, tool, args, stdin.as_deref())?);
+        }
         let Some(path) = self.tools.path(tool) else {
             return Err(HelperError::Unsupported(format!(
                 "{} is not installed on the helper's machine (Debian package {})",
@@ -56,20 +61,7 @@ impl Firewall<'_> {
                 self.jail.describe()
             )));
         }
-        if let Some(text) = stdin.as_ref().filter(|_| self.screen) {
-            let screen = || match tool {
-                Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text),
-                Tool::Ipset => payload::check_ipset(text),
-                _ => Ok(()),
-            };
-            // Screening is linear, but a payload of megabytes takes milliseconds: off the
-            // runtime worker then (the runtime is multi-threaded, so the others go on).
-            if text.len() > SCREEN_INLINE_BYTES {
-                tokio::task::block_in_place(screen)?;
-            } else {
-                screen()?;
-            }
-        }
+        self.screen(tool, stdin.as_deref())?;
         let mut command = tools::command(path, args);
         self.jail.attach(&mut command, tool);
         let child = self.netns.spawn_in(ns, ino, command).await?.map_err(|e| {
@@ -85,6 +77,25 @@ impl Firewall<'_> {
                 )),
                 _ => HelperError::Internal(format!("Cannot talk to {}: {e}", tool.name())),
             })
+    }
+
+    /// Screens a payload for `tool` (see [`payload`]), unless screening is off.
+    fn screen(&self, tool: Tool, stdin: Option<&str>) -> Result<(), HelperError> {
+        let Some(text) = stdin.filter(|_| self.screen) else {
+            return Ok(());
+        };
+        let screen = || match tool {
+            Tool::IptablesRestore | Tool::Ip6tablesRestore => payload::check_iptables(text),
+            Tool::Ipset => payload::check_ipset(text),
+            _ => Ok(()),
+        };
+        // Screening is linear, but a payload of megabytes takes milliseconds: off the
+        // runtime worker then (the runtime is multi-threaded, so the others go on).
+        if text.len() > SCREEN_INLINE_BYTES {
+            tokio::task::block_in_place(screen)
+        } else {
+            screen()
+        }
     }
 
     /// Runs `tool`, turning a failure into an error that names the namespace, the line the tool

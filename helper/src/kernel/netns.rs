@@ -12,6 +12,8 @@
 //! * Before acting on `/run/netns/<name>`, the namespace's inode is compared with the one
 //!   recorded at creation, so a namespace that someone else put under that name is never
 //!   touched.
+//! * In a unit test only (`cfg(test)`), a `Netns` made by `Netns::in_fake` sends every call
+//!   to the fake kernel of `kernel::fake` instead; no other build has that switch.
 
 use std::fs::{self, DirBuilder, File};
 use std::io;
@@ -130,6 +132,10 @@ pub struct Netns {
     runtime: RuntimeHandle,
     /// Set once `/run/netns` is known to be a shared mount point.
     dir_ready: Arc<Mutex<bool>>,
+    /// Unit tests: every namespace lives in this fake kernel instead (never in a build
+    /// that is not a test).
+    #[cfg(test)]
+    fake: Option<crate::kernel::fake::FakeKernel>,
 }
 
 impl Netns {
@@ -139,7 +145,57 @@ impl Netns {
             dir: PathBuf::from(NETNS_RUN_DIR),
             runtime,
             dir_ready: Arc::new(Mutex::new(false)),
+            #[cfg(test)]
+            fake: None,
         }
+    }
+
+    /// Unit tests: namespaces in the fake kernel `fake`.
+    #[cfg(test)]
+    pub(crate) fn in_fake(runtime: RuntimeHandle, fake: crate::kernel::fake::FakeKernel) -> Self {
+        Self {
+            fake: Some(fake),
+            ..Self::new(runtime)
+        }
+    }
+
+    /// The fake kernel these namespaces live in, in a unit test that asked for one.
+    #[cfg(test)]
+    pub(crate) fn fake(&self) -> Option<&crate::kernel::fake::FakeKernel> {
+        self.fake.as_ref()
+    }
+
+    /// Reads sysctl `path` (under `/proc/sys`) inside namespace `name` (inode `ino`).
+    pub async fn sysctl_read(
+        &self,
+        name: &NsName,
+        ino: u64,
+        path: String,
+    ) -> Result<io::Result<String>, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.sysctl_read(name, ino, &path);
+        }
+        self.run_in(name, ino, move || fs::read_to_string(path))
+            .await
+    }
+
+    /// Writes sysctls (paths under `/proc/sys`, in order; the first that fails stops the
+    /// rest) inside namespace `name` (inode `ino`).
+    pub async fn sysctl_write(
+        &self,
+        name: &NsName,
+        ino: u64,
+        writes: Vec<(String, String)>,
+    ) -> Result<io::Result<()>, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.sysctl_write(name, ino, &writes);
+        }
+        self.run_in(name, ino, move || {
+            writes.iter().try_for_each(|(p, v)| fs::write(p, v))
+        })
+        .await
     }
 
     /// The path of a namespace's mount point.
@@ -149,6 +205,10 @@ impl Netns {
 
     /// What is at a namespace's path now.
     pub fn inspect(&self, name: &NsName) -> Result<PathState, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return Ok(fake.ns_inspect(name));
+        }
         inspect_path(&self.path(name))
     }
 
@@ -156,6 +216,10 @@ impl Netns {
     /// IPv6 DAD off, a netlink socket inside it, and `lo` up. On any failure nothing is left.
     /// With `ipv6` false, IPv6 is disabled inside.
     pub async fn create(&self, name: &NsName, ipv6: bool) -> Result<Created, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_create(name, ipv6);
+        }
         let path = self.path(name);
         let job = {
             let (dir, path, name) = (self.dir.clone(), path.clone(), name.clone());
@@ -170,6 +234,10 @@ impl Netns {
     /// Opens a netlink socket inside namespace `name`, which must be the namespace with inode
     /// `ino`.
     pub async fn open_netlink(&self, name: &NsName, ino: u64) -> Result<Netlink, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_open_netlink(name, ino);
+        }
         let path = self.path(name);
         let ns = name.clone();
         let socket = self
@@ -195,6 +263,12 @@ impl Netns {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
+        #[cfg(test)]
+        if self.fake.is_some() {
+            return Err(NetnsError::Thread(
+                "the fake kernel cannot run code inside a namespace".into(),
+            ));
+        }
         let path = self.path(name);
         let ns = name.clone();
         self.on_own_thread(name, move || {
@@ -220,6 +294,10 @@ impl Netns {
     /// Opens namespace `name` (inode `ino`) for passing to the kernel (e.g. as the namespace
     /// a veth's peer is born in).
     pub fn open(&self, name: &NsName, ino: u64) -> Result<OwnedFd, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_open(name, ino);
+        }
         open_verified(&self.path(name), ino)
     }
 
@@ -227,6 +305,10 @@ impl Netns {
     /// keeps it alive: drop it to let the kernel free the namespace, or pass it to
     /// [`Netns::reattach`] to undo.
     pub async fn detach(&self, name: &NsName, ino: u64) -> Result<OwnedFd, NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_detach(name, ino);
+        }
         let path = self.path(name);
         blocking(move || {
             let fd = open_verified(&path, ino)?;
@@ -244,6 +326,10 @@ impl Netns {
 
     /// Puts a detached namespace back under its name.
     pub async fn reattach(&self, name: &NsName, fd: OwnedFd) -> Result<(), NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_reattach(name, fd);
+        }
         let path = self.path(name);
         let name = name.clone();
         blocking(move || {
@@ -269,6 +355,10 @@ impl Netns {
     /// removed from `from`, so that a crash in between leaves it under both names (and each
     /// name's record decides), never under none.
     pub async fn rename(&self, from: &NsName, ino: u64, to: &NsName) -> Result<(), NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return fake.ns_rename(from, ino, to);
+        }
         let (old, new) = (self.path(from), self.path(to));
         let to = to.clone();
         blocking(move || {
@@ -297,6 +387,11 @@ impl Netns {
     /// Removes whatever mount and file is at namespace `name`'s path. For recovery only,
     /// after the caller has decided the path is ours.
     pub fn remove_blocking(&self, name: &NsName) -> Result<(), NetnsError> {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            fake.ns_remove(name);
+            return Ok(());
+        }
         remove_path(&self.path(name))
     }
 

@@ -76,7 +76,17 @@ impl Helper {
         runtime: RuntimeHandle,
         (tools, jail): (Tools, Jail),
     ) -> Result<(Arc<Self>, Recovery), StateError> {
-        let netns = Netns::new(runtime);
+        Self::start_on(config, authz, store, Netns::new(runtime), (tools, jail))
+    }
+
+    /// [`Helper::start`] on the namespaces of `netns`.
+    fn start_on(
+        config: Config,
+        authz: Authorizer,
+        store: StateStore,
+        netns: Netns,
+        (tools, jail): (Tools, Jail),
+    ) -> Result<(Arc<Self>, Recovery), StateError> {
         let svc_limits = crate::managed::services::SvcLimits {
             quota: config.quota_services as usize,
             max_connections: config.svc_max_connections,
@@ -196,17 +206,12 @@ impl Helper {
             group: None,
             admin_group: None,
         };
-        let (helper, _) = Helper::start(
-            config,
-            authz,
-            store,
-            RuntimeHandle::current(),
-            (Tools::none(), Jail::off()),
-        )
-        .expect("a helper on an empty state directory");
-        for (i, name) in names.iter().enumerate() {
-            let netlink = fake.add_ns(name);
-            let ino = 1000 + i as u64;
+        let netns = Netns::in_fake(RuntimeHandle::current(), fake.clone());
+        let (helper, _) =
+            Helper::start_on(config, authz, store, netns, (Tools::none(), Jail::off()))
+                .expect("a helper on an empty state directory");
+        for name in names {
+            let (ino, netlink) = fake.add_ns(name);
             let txn = helper.next_txn();
             helper
                 .registry

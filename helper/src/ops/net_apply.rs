@@ -182,9 +182,7 @@ async fn add_router(
         .ctx
         .helper
         .netns
-        .run_in(&h.name, h.ino, move || {
-            settings.iter().try_for_each(|(p, v)| std::fs::write(p, v))
-        })
+        .sysctl_write(&h.name, h.ino, settings)
         .await?;
     written.map_err(|e| {
         HelperError::Kernel(format!("Cannot set the sysctls of router {name}: {e}"))

@@ -14,11 +14,7 @@ pub(super) async fn read(
     key: &SysctlKey,
 ) -> Result<String, HelperError> {
     let path = format!("/proc/sys/{}", allowed(key)?);
-    let result = ctx
-        .helper
-        .netns
-        .run_in(&h.name, h.ino, move || std::fs::read_to_string(path))
-        .await?;
+    let result = ctx.helper.netns.sysctl_read(&h.name, h.ino, path).await?;
     result
         .map(|v| v.trim().to_owned())
         .map_err(|e| sysctl_error(key, &h.name, &e))

@@ -22,7 +22,7 @@ pub(super) async fn handle(
     let written = ctx
         .helper
         .netns
-        .run_in(&h.name, h.ino, move || std::fs::write(path, value))
+        .sysctl_write(&h.name, h.ino, vec![(path, value)])
         .await?;
     written.map_err(|e| sysctl_error(&args.key, &h.name, &e))?;
     txn.changed(

@@ -31,6 +31,11 @@ fn ns() -> NsName {
     "fk-r1".parse().expect("a valid name")
 }
 
+/// A second namespace, for what spans two (a veth's peer, a deletion).
+fn ns2() -> NsName {
+    "fk-r2".parse().expect("a valid name")
+}
+
 /// One helper on a fake kernel, with one namespace.
 struct Bench {
     fake: FakeKernel,
@@ -40,9 +45,14 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
+        Self::with(&[ns(), ns2()])
+    }
+
+    /// A helper on a fake kernel with namespaces `names`.
+    fn with(names: &[NsName]) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let fake = FakeKernel::default();
-        let helper = Helper::for_tests(dir.path(), &fake, &[ns()], UID);
+        let helper = Helper::for_tests(dir.path(), &fake, names, UID);
         Self {
             fake,
             helper,
@@ -51,6 +61,10 @@ impl Bench {
     }
 
     async fn run(&self, ops: &[Value], atomic: bool) -> Response {
+        self.run_as(&member(), ops, atomic).await
+    }
+
+    async fn run_as(&self, peer: &Peer, ops: &[Value], atomic: bool) -> Response {
         let ops: Vec<Op> = ops
             .iter()
             .map(|o| serde_json::from_value(o.clone()).expect("a valid operation"))
@@ -61,14 +75,7 @@ impl Bench {
             atomic,
             progress: false,
         };
-        super::request::run(
-            &self.helper,
-            &member(),
-            request,
-            &CancellationToken::new(),
-            None,
-        )
-        .await
+        super::request::run(&self.helper, peer, request, &CancellationToken::new(), None).await
     }
 
     /// Runs `ops` one request each, committed, failures ignored: a state to start from.
@@ -79,7 +86,7 @@ impl Bench {
     }
 
     fn snapshot(&self) -> String {
-        self.fake.snapshot(&ns())
+        self.fake.snapshot()
     }
 }
 
@@ -112,10 +119,22 @@ fn op(kind: &str, args: Value) -> Value {
     v
 }
 
-/// What the undo tests start from: two dummies (up) and a bridge (down), addresses, a route, a rule and
-/// a neighbour, so that every operation has something to change.
+/// What the firewall starts from: a user chain with a rule, a policy, and a set.
+const RULES: &str = "*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:LOGS - [0:0]\n-A INPUT -j LOGS\n-A LOGS -s 10.0.0.0/24 -j ACCEPT\nCOMMIT\n";
+const SETS: &str =
+    "create inside hash:net family inet hashsize 1024 maxelem 65536\nadd inside 10.0.0.0/24\n";
+
+/// What the undo tests start from: two dummies (up) and a bridge (down), addresses, a route,
+/// a rule, a neighbour, a sysctl, firewall rules and a set, so that every operation has
+/// something to change.
 fn setup() -> Vec<Value> {
     vec![
+        op(
+            "sysctl_set",
+            json!({"key": "net.ipv4.ip_forward", "value": "1"}),
+        ),
+        op("iptables_restore", json!({"payload": RULES})),
+        op("ipset_restore", json!({"payload": SETS})),
         op("link_add_dummy", json!({"name": "d0", "up": true})),
         op("link_add_dummy", json!({"name": "d1", "up": true})),
         op("link_add_bridge", json!({"name": "br0"})),
@@ -265,6 +284,70 @@ fn every_operation_is_undone() {
         ("route_flush", op("route_flush", json!({"table": 100}))),
         ("route_flush main", op("route_flush", json!({"table": 254}))),
         ("neigh_flush", op("neigh_flush", json!({}))),
+        (
+            "ns_create",
+            json!({"op": "ns_create", "name": "fk-r3", "ipv6": false}),
+        ),
+        (
+            "ns_delete",
+            json!({"op": "ns_delete", "name": ns2().as_str()}),
+        ),
+        (
+            "link_add_veth across",
+            op(
+                "link_add_veth",
+                json!({"name": "v0", "peer_ns": ns2().as_str(), "peer_name": "v1", "up": true}),
+            ),
+        ),
+        (
+            "link_add_veth within",
+            op(
+                "link_add_veth",
+                json!({"name": "v0", "peer_ns": ns().as_str(), "peer_name": "v1", "master": "br0"}),
+            ),
+        ),
+        (
+            "sysctl_set",
+            op(
+                "sysctl_set",
+                json!({"key": "net.ipv4.ip_forward", "value": "0"}),
+            ),
+        ),
+        (
+            "sysctl_set interface",
+            op(
+                "sysctl_set",
+                json!({"key": "net.ipv4.conf.d0.rp_filter", "value": "2"}),
+            ),
+        ),
+        (
+            "iptables_restore",
+            op(
+                "iptables_restore",
+                json!({"payload": "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o d0 -j MASQUERADE\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"}),
+            ),
+        ),
+        (
+            "iptables_restore noflush",
+            op(
+                "iptables_restore",
+                json!({"noflush": true, "payload": "*filter\n-A LOGS -j DROP\n-D INPUT -j LOGS\nCOMMIT\n"}),
+            ),
+        ),
+        (
+            "ip6tables_restore",
+            op(
+                "iptables_restore",
+                json!({"ipv6": true, "payload": "*filter\n:INPUT DROP [0:0]\nCOMMIT\n"}),
+            ),
+        ),
+        (
+            "ipset_restore",
+            op(
+                "ipset_restore",
+                json!({"exist": true, "payload": "create outside hash:ip family inet\nadd outside 192.0.2.1\nadd inside 10.9.0.0/16\n"}),
+            ),
+        ),
     ];
     let rt = runtime();
     let mut failures = Vec::new();
@@ -433,6 +516,62 @@ fn any_op() -> impl Strategy<Value = Value> {
         prop::sample::select(vec![100u32, 254])
             .prop_map(|table| op("route_flush", json!({"table": table}))),
         Just(op("neigh_flush", json!({}))),
+        beyond_netlink(),
+    ]
+}
+
+/// The operations that reach past routing netlink: namespaces, veths between them, sysctls
+/// and the firewall tools (payloads that apply, and one that a tool refuses at its line 3).
+fn beyond_netlink() -> impl Strategy<Value = Value> {
+    let other = prop::sample::select(vec!["fk-r2", "fk-r3"]);
+    let key = prop::sample::select(vec![
+        "net.ipv4.ip_forward",
+        "net.ipv4.conf.d0.rp_filter",
+        "net.ipv4.conf.default.rp_filter",
+        "net.ipv4.conf.all.send_redirects",
+    ]);
+    let rules = prop::sample::select(vec![
+        (
+            false,
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -i d0 -j ACCEPT\nCOMMIT\n",
+        ),
+        (
+            true,
+            "*filter\n-A INPUT -j DROP\nCOMMIT\n*nat\n-A POSTROUTING -o d1 -j MASQUERADE\nCOMMIT\n",
+        ),
+        (true, "*filter\n:SEEN - [0:0]\n-A SEEN -j RETURN\nCOMMIT\n"),
+        (
+            false,
+            "*filter\n-A INPUT -j ACCEPT\n-A MISSING -j DROP\nCOMMIT\n",
+        ),
+    ]);
+    let sets = prop::sample::select(vec![
+        "create s1 hash:ip family inet\nadd s1 10.0.0.1\n",
+        "add s1 10.0.0.2\n",
+    ]);
+    prop_oneof![
+        other
+            .clone()
+            .prop_map(|name| json!({"op": "ns_create", "name": name})),
+        other
+            .clone()
+            .prop_map(|name| json!({"op": "ns_delete", "name": name})),
+        (other, prop::sample::select(vec!["v0", "d0"]), any::<bool>()).prop_map(
+            |(peer_ns, name, up)| op(
+                "link_add_veth",
+                json!({"name": name, "peer_ns": peer_ns, "peer_name": "v1", "up": up})
+            )
+        ),
+        (key, prop::sample::select(vec!["0", "1", "2"]))
+            .prop_map(|(key, value)| op("sysctl_set", json!({"key": key, "value": value}))),
+        (rules, any::<bool>()).prop_map(|((noflush, payload), ipv6)| op(
+            "iptables_restore",
+            json!({"payload": payload, "noflush": noflush, "ipv6": ipv6})
+        )),
+        (sets, any::<bool>()).prop_map(|(payload, exist)| op(
+            "ipset_restore",
+            json!({"payload": payload, "exist": exist})
+        )),
     ]
 }
 
@@ -483,4 +622,123 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// Root, who may build the network.
+fn root() -> Peer {
+    Peer {
+        uid: 0,
+        gid: 0,
+        admin: true,
+        ..member()
+    }
+}
+
+/// Two routers on one subnet, each with a firewall, a set and sysctls, and a stub network
+/// behind the second: what `net setup` builds, hidden namespace and bridge included.
+fn network() -> Value {
+    json!({"op": "net_apply", "topology": {
+        "bridges": [{"name": "br-0a090000-24", "subnet": "10.9.0.0/24"}],
+        "routers": [
+            {"name": "fk-r1", "interfaces": [{"name": "eth0", "up": true,
+                "addrs": [{"addr": "10.9.0.1/24"}], "bridge": "br-0a090000-24", "hidden_end": "vfk1"}],
+             "routes": [{"dst": "10.8.0.0/16", "via": "10.9.0.2", "dev": "eth0"}],
+             "sysctls": [{"key": "net.ipv4.ip_forward", "value": "1"}],
+             "ipset": "create inside hash:net family inet\nadd inside 10.9.0.0/24\n",
+             "iptables": "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -i eth0 -j ACCEPT\nCOMMIT\n"},
+            {"name": "fk-r2", "interfaces": [{"name": "eth0", "up": true,
+                "addrs": [{"addr": "10.9.0.2/24"}], "bridge": "br-0a090000-24", "hidden_end": "vfk2"}],
+             "rules": [{"pref": 10, "from": "10.9.0.0/24", "table": 100}],
+             "sysctls": [{"key": "net.ipv4.ip_forward", "value": "1"}],
+             "iptables": "*nat\n:POSTROUTING ACCEPT [0:0]\n-A POSTROUTING -o eth0 -j MASQUERADE\nCOMMIT\n"}
+        ]}, "policy_tables": true})
+}
+
+/// Runs `ops` (as `peer`, atomic) once, then again on a fresh bench prepared by `prepare` for
+/// every change `k` the first run sent, failing the `k`-th: each failing run must leave the
+/// fake kernel exactly as `prepare` left it. Returns the failures.
+async fn fails_cleanly_at_every_step<F, Fut>(peer: &Peer, prepare: F, ops: &[Value]) -> Vec<String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Bench>,
+{
+    let bench = prepare().await;
+    let before = bench.snapshot();
+    let changes = bench.fake.changes();
+    let r = bench.run_as(peer, ops, true).await;
+    let mut failures = Vec::new();
+    if let Some(e) = r.error {
+        return vec![format!("the request fails on its own: {e:?}")];
+    }
+    if bench.snapshot() == before {
+        return vec!["the request changes nothing".into()];
+    }
+    let sent = bench.fake.changes() - changes;
+    for k in 1..=sent {
+        let bench = prepare().await;
+        let before = bench.snapshot();
+        bench.fake.fail_change(k, libc::ENOBUFS);
+        let r = bench.run_as(peer, ops, true).await;
+        let after = bench.snapshot();
+        let what = bench.fake.change(changes + k).unwrap_or_default();
+        // Two kinds of step may fail without failing the request: what the answer reports
+        // as a warning (a router's route or rule in `net setup`), and the router forgetting
+        // a neighbour (the kernel learns it again).
+        let reported = format!("{:?}", r.results).contains("No buffer space available");
+        let best_effort = what.starts_with("DelNeighbour");
+        if r.error.is_none() && (reported || best_effort) {
+            continue;
+        }
+        if r.error.is_none() {
+            failures.push(format!(
+                "change {k} of {sent} ({what}) failed, yet the request succeeded: {:?}",
+                r.results
+            ));
+        } else if after != before {
+            failures.push(format!(
+                "change {k} of {sent} ({what}) failed ({:?}), and the kernel was left changed:\n{}",
+                r.error,
+                diff(&before, &after)
+            ));
+        }
+    }
+    failures
+}
+
+/// `net setup` (namespaces, the hidden namespace and its bridge, veths between them,
+/// addresses, routes, rules, sysctls, sets and firewall rules) failing at any of its steps
+/// leaves nothing behind.
+#[test]
+fn a_network_set_up_failing_at_any_step_leaves_nothing() {
+    runtime().block_on(async {
+        let failures =
+            fails_cleanly_at_every_step(&root(), || async { Bench::with(&[]) }, &[network()]).await;
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    });
+}
+
+/// A host added behind a router (its namespace, the veth to the bridge, its address and
+/// route), and a host deleted, failing at any step leave the network as it was.
+#[test]
+fn hosts_added_or_deleted_failing_at_any_step_leave_the_network_as_it_was() {
+    let host = json!({"op": "host_add", "name": "fk-h1", "ip": "10.9.0.10/24", "router": "fk-r1"});
+    let with_network = || async {
+        let bench = Bench::with(&[]);
+        let r = bench.run_as(&root(), &[network()], false).await;
+        assert!(r.error.is_none(), "net setup: {:?}", r.error);
+        bench
+    };
+    let with_host = || async {
+        let bench = with_network().await;
+        let r = bench.run(std::slice::from_ref(&host), false).await;
+        assert!(r.error.is_none(), "host add: {:?}", r.error);
+        bench
+    };
+    runtime().block_on(async {
+        let mut failures =
+            fails_cleanly_at_every_step(&member(), with_network, std::slice::from_ref(&host)).await;
+        let delete = json!({"op": "host_delete", "name": "fk-h1"});
+        failures.extend(fails_cleanly_at_every_step(&member(), with_host, &[delete]).await);
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    });
 }

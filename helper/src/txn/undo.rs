@@ -69,7 +69,7 @@ pub async fn apply(helper: &Helper, ns: &NsName, undo: Undo) -> Result<(), Helpe
             };
             helper
                 .netns
-                .run_in(ns, entry.ino, move || std::fs::write(&path, value))
+                .sysctl_write(ns, entry.ino, vec![(path, value)])
                 .await?
                 .map_err(|e| HelperError::Internal(format!("Cannot restore {key}: {e}")))
         }

@@ -14,9 +14,17 @@
 //! rules (the default rules, kept in order of preference; the kernel's default preference;
 //! `EEXIST` for an identical rule, the preference compared only when given; a delete
 //! matches the first rule with every field it gives), and neighbours (replace,
-//! `ENOENT`). It does not model what the helper does not ask of it (kernel routes made for
-//! an address, gateway reachability, veths, namespaces). The real-kernel tests in `tests/`
-//! stay the proof; this is for what they cannot show: a failure at any step.
+//! `ENOENT`), veth pairs across namespaces (the peer born in the namespace of
+//! `IFLA_NET_NS_FD`; deleting one end, or freeing its namespace, takes the other).
+//!
+//! [`ns`] adds what the kernel does outside routing netlink: named namespaces (create,
+//! open, detach with a handle that keeps one alive, reattach, rename), sysctls, and the
+//! firewall tools of [`tools`]. It does not model what the helper does not ask of it (kernel
+//! routes made for an address, gateway reachability, sockets). The real-kernel tests in
+//! `tests/` stay the proof; this is for what they cannot show: a failure at any step.
+
+mod ns;
+mod tools;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -47,37 +55,17 @@ struct NsState {
     routes: Vec<RouteMessage>,
     rules: Vec<RuleMessage>,
     neighs: Vec<NeighbourMessage>,
+    /// Sysctls written or read so far (see [`ns`] for the defaults).
+    sysctls: BTreeMap<String, String>,
+    /// The firewall's tables and sets.
+    firewall: tools::Firewall,
+    /// Veth ends here: index, and the peer's namespace (inode) and index.
+    peers: BTreeMap<u32, (u64, u32)>,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    namespaces: BTreeMap<String, NsState>,
-    /// Changing requests received so far.
-    changes: usize,
-    /// Fail the change with this number (1-based) with this errno.
-    fail_at: Option<(usize, i32)>,
-}
-
-/// The fake kernel, shared by the namespaces in it.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FakeKernel {
-    state: Arc<Mutex<State>>,
-}
-
-/// One namespace of a [`FakeKernel`], as a [`Transport`].
-#[derive(Debug)]
-struct FakeSocket {
-    kernel: FakeKernel,
-    ns: String,
-}
-
-impl FakeKernel {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds a fresh namespace (only `lo`, and the default rules) and returns its socket.
-    pub(crate) fn add_ns(&self, name: &NsName) -> Netlink {
+impl NsState {
+    /// A new namespace's tables: only `lo`, and the default rules.
+    fn fresh() -> Self {
         let mut ns = NsState {
             next_index: 2,
             ..NsState::default()
@@ -108,12 +96,65 @@ impl FakeKernel {
             ns.rules.push(rule);
         }
         ns.rules.sort_by_key(rule_pref);
-        self.lock().namespaces.insert(name.to_string(), ns);
+        ns
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every namespace alive, by inode.
+    namespaces: BTreeMap<u64, NsState>,
+    /// `/run/netns`: name to inode.
+    mounted: BTreeMap<String, u64>,
+    /// Namespaces kept alive by a handle from `detach`: the read end of a pipe whose write
+    /// end is the handle, so the fake sees the handle closed.
+    held: Vec<(std::os::fd::OwnedFd, u64)>,
+    /// The descriptors handed out by `open` and `detach`, to the namespace they stand for.
+    fds: BTreeMap<std::os::fd::RawFd, u64>,
+    /// The inode the next namespace gets.
+    next_ino: u64,
+    /// Every change so far, in a word or two.
+    log: Vec<String>,
+    /// Changing requests received so far.
+    changes: usize,
+    /// Fail the change with this number (1-based) with this errno.
+    fail_at: Option<(usize, i32)>,
+}
+
+/// The fake kernel, shared by the namespaces in it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FakeKernel {
+    state: Arc<Mutex<State>>,
+}
+
+/// One namespace of a [`FakeKernel`], as a [`Transport`].
+#[derive(Debug)]
+struct FakeSocket {
+    kernel: FakeKernel,
+    ino: u64,
+}
+
+impl FakeKernel {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.reap();
+        state
+    }
+
+    /// Adds a fresh namespace under `name` (only `lo`, the default rules and sysctls) and
+    /// returns its inode and a socket inside it.
+    pub(crate) fn add_ns(&self, name: &NsName) -> (u64, Netlink) {
+        let ino = self.lock().make_ns(name.as_str(), true);
+        (ino, self.socket(name, ino))
+    }
+
+    /// A netlink socket inside the namespace with inode `ino`.
+    fn socket(&self, name: &NsName, ino: u64) -> Netlink {
         Netlink::over(
             name.clone(),
             Arc::new(FakeSocket {
                 kernel: self.clone(),
-                ns: name.to_string(),
+                ino,
             }),
         )
     }
@@ -129,50 +170,75 @@ impl FakeKernel {
         self.lock().changes
     }
 
-    /// Everything in namespace `ns`, in a canonical text (attributes sorted), for comparing
-    /// states.
-    pub(crate) fn snapshot(&self, ns: &NsName) -> String {
-        fn sorted<T: std::fmt::Debug>(items: &[T]) -> Vec<String> {
-            let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-            v.sort();
-            v
-        }
-        let state = self.lock();
-        let Some(s) = state.namespaces.get(ns.as_str()) else {
-            return "no such namespace".into();
-        };
-        let mut out = String::new();
-        for (index, link) in &s.links {
-            out += &format!(
-                "link {index} {:?} {:?}\n",
-                link.header.flags,
-                sorted(&link.attributes)
-            );
-        }
-        let mut objects: Vec<String> = Vec::new();
-        objects.extend(
-            s.addrs
-                .iter()
-                .map(|a| format!("addr {:?} {:?}", a.header, sorted(&a.attributes))),
-        );
-        objects.extend(
-            s.routes
-                .iter()
-                .map(|r| format!("route {:?} {:?}", r.header, sorted(&r.attributes))),
-        );
-        objects.extend(
-            s.rules
-                .iter()
-                .map(|r| format!("rule {:?} {:?}", r.header, sorted(&r.attributes))),
-        );
-        objects.extend(
-            s.neighs
-                .iter()
-                .map(|n| format!("neigh {:?} {:?}", n.header, sorted(&n.attributes))),
-        );
-        objects.sort();
-        out + &objects.join("\n")
+    /// What change number `k` (1-based, counted since the start) was.
+    pub(crate) fn change(&self, k: usize) -> Option<String> {
+        self.lock().log.get(k.checked_sub(1)?).cloned()
     }
+
+    /// Every mounted namespace with everything in it, in a canonical text (attributes
+    /// sorted), for comparing states; namespaces are told apart by name, so an inode that
+    /// changed (a namespace made again) shows too.
+    pub(crate) fn snapshot(&self) -> String {
+        let state = self.lock();
+        let mut out = String::new();
+        for (name, ino) in &state.mounted {
+            out += &format!("namespace {name} ({ino})\n");
+            if let Some(s) = state.namespaces.get(ino) {
+                out += &ns_text(s);
+            }
+            out += "\n";
+        }
+        let unmounted = state.namespaces.len() - state.mounted.len();
+        out + &format!("{unmounted} namespaces alive without a name\n")
+    }
+}
+
+/// Everything in one namespace, in a canonical text.
+fn ns_text(s: &NsState) -> String {
+    fn sorted<T: std::fmt::Debug>(items: &[T]) -> Vec<String> {
+        let mut v: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+        v.sort();
+        v
+    }
+    let mut out = String::new();
+    for (index, link) in &s.links {
+        out += &format!(
+            "link {index} {:?} {:?} peer {:?}\n",
+            link.header.flags,
+            sorted(&link.attributes),
+            s.peers.get(index)
+        );
+    }
+    let mut objects: Vec<String> = Vec::new();
+    objects.extend(
+        s.addrs
+            .iter()
+            .map(|a| format!("addr {:?} {:?}", a.header, sorted(&a.attributes))),
+    );
+    objects.extend(
+        s.routes
+            .iter()
+            .map(|r| format!("route {:?} {:?}", r.header, sorted(&r.attributes))),
+    );
+    objects.extend(
+        s.rules
+            .iter()
+            .map(|r| format!("rule {:?} {:?}", r.header, sorted(&r.attributes))),
+    );
+    objects.extend(
+        s.neighs
+            .iter()
+            .map(|n| format!("neigh {:?} {:?}", n.header, sorted(&n.attributes))),
+    );
+    objects.extend(
+        s.sysctls
+            .iter()
+            .filter(|(k, v)| s.sysctl_differs(k, v))
+            .map(|(k, v)| format!("sysctl {k} = {v}")),
+    );
+    objects.sort();
+    out += &objects.join("\n");
+    out + "\n" + &s.firewall.canonical()
 }
 
 impl Transport for FakeSocket {
@@ -184,15 +250,23 @@ impl Transport for FakeSocket {
         let mut state = self.kernel.lock();
         let changing = is_change(&message);
         if changing {
-            state.changes += 1;
-            if let Some((k, errno)) = state.fail_at {
-                if k == state.changes {
-                    state.fail_at = None;
-                    return Some(replies(vec![error(errno)]));
-                }
+            let what = format!("{} in {}", change_kind(&message), self.ino);
+            if let Err(errno) = state.count_change(what) {
+                return Some(replies(vec![error(errno)]));
             }
         }
-        let ns = state.namespaces.get_mut(&self.ns)?;
+        if changing {
+            if let Some(answer) = state.veth_change(self.ino, &message, flags) {
+                return Some(replies(match answer {
+                    Ok(echo) if flags & NLM_F_ECHO != 0 => {
+                        echo.into_iter().map(inner).chain([ack()]).collect()
+                    }
+                    Ok(_) => vec![ack()],
+                    Err(errno) => vec![error(errno)],
+                }));
+            }
+        }
+        let ns = state.namespaces.get_mut(&self.ino)?;
         let answer = if flags & NLM_F_DUMP == NLM_F_DUMP {
             dump(ns, &message).map(|items| {
                 let mut out: Vec<_> = items.into_iter().map(inner).collect();
@@ -240,6 +314,25 @@ fn error(errno: i32) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut e = ErrorMessage::default();
     e.code = NonZeroI32::new(-errno);
     NetlinkMessage::new(Default::default(), NetlinkPayload::Error(e))
+}
+
+/// The name of a changing request, for the change log.
+fn change_kind(m: &RouteNetlinkMessage) -> &'static str {
+    use RouteNetlinkMessage as M;
+    match m {
+        M::NewLink(_) => "NewLink",
+        M::SetLink(_) => "SetLink",
+        M::DelLink(_) => "DelLink",
+        M::NewAddress(_) => "NewAddress",
+        M::DelAddress(_) => "DelAddress",
+        M::NewRoute(_) => "NewRoute",
+        M::DelRoute(_) => "DelRoute",
+        M::NewRule(_) => "NewRule",
+        M::DelRule(_) => "DelRule",
+        M::NewNeighbour(_) => "NewNeighbour",
+        M::DelNeighbour(_) => "DelNeighbour",
+        _ => "another request",
+    }
 }
 
 fn is_change(m: &RouteNetlinkMessage) -> bool {
@@ -473,6 +566,7 @@ fn set_link(ns: &mut NsState, l: LinkMessage) -> Answer<()> {
 
 fn del_link(ns: &mut NsState, index: u32) {
     ns.links.remove(&index);
+    ns.forget_sysctls(index);
     for link in ns.links.values_mut() {
         link.attributes
             .retain(|a| !matches!(a, LinkAttribute::Controller(m) if *m == index));
