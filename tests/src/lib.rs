@@ -587,3 +587,52 @@ pub fn tsimctl_as_nobody(helper: &TestHelper, groups: &[u32], args: &[&str]) -> 
     }
     cmd.output().unwrap()
 }
+
+/// A named group of assertions for [`groups`].
+pub type Group<'a> = (&'a str, Box<dyn FnOnce() + 'a>);
+
+/// Runs named groups of assertions in order, each on its own: a group that fails is reported
+/// with its message and the next one still runs, so that the first failed assertion of a long
+/// scenario does not hide the others. The test fails at the end, naming every failed group.
+pub fn groups(groups: Vec<Group<'_>>) {
+    let mut failed = Vec::new();
+    for (name, group) in groups {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(group)) {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            failed.push(format!("{name}: {message}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} group(s) failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    /// A failed group is reported, and the groups after it still run.
+    #[test]
+    fn groups_report_every_failure_and_go_on() {
+        let ran = std::cell::Cell::new(0);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::groups(vec![
+                ("first", Box::new(|| panic!("broken here"))),
+                ("second", Box::new(|| ran.set(ran.get() + 1))),
+                ("third", Box::new(|| assert_eq!(1, 2, "also broken"))),
+            ])
+        }));
+        let panic = outcome.expect_err("two groups failed");
+        let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(ran.get(), 1);
+        assert!(message.starts_with("2 group(s) failed"), "{message}");
+        assert!(message.contains("first: broken here"), "{message}");
+        assert!(message.contains("third: assertion"), "{message}");
+        assert!(!message.contains("second"), "{message}");
+    }
+}

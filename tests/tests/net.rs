@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use tsim_tests::{
-    NETNS_DIR, TestHelper, example_facts, facts10, ip_netns_list, require_priv, text,
+    NETNS_DIR, TestHelper, example_facts, facts10, groups, ip_netns_list, require_priv, text,
 };
 
 /// Runs `tsimctl ARGS` and returns its output, asserting the exit status.
@@ -143,140 +143,164 @@ fn facts10_network_is_built_verified_and_routed() {
     }
     let unsupported_sets = applied["warnings"].as_array().unwrap().len();
 
-    // Namespaces: the routers plus the hidden one.
-    let listed = ip_netns_list();
     let hidden = helper.ns("hidden");
-    for ns in expected.iter().chain([&hidden]) {
-        assert!(listed.contains(ns), "{ns} missing from {listed:?}");
-    }
-    assert_eq!(
-        listed
-            .iter()
-            .filter(|n| n.starts_with(&helper.prefix))
-            .count(),
-        11
-    );
-
-    // 18 bridges and 27 veths, every hidden end attached to a bridge.
-    let bridges = ip_json(&hidden, &["link", "show", "type", "bridge"]);
-    assert_eq!(bridges.len(), 18);
-    let hidden_veths = ip_json(&hidden, &["link", "show", "type", "veth"]);
-    assert_eq!(hidden_veths.len(), 27);
-    assert!(hidden_veths.iter().all(|l| l["master"].is_string()));
-    let router_veths: usize = expected
-        .iter()
-        .map(|ns| ip_json(ns, &["link", "show", "type", "veth"]).len())
-        .sum();
-    assert_eq!(router_veths, 27);
-
-    // 83 main-table routes besides the kernel's own; forwarding and ARP sysctls.
-    let mut main_routes = 0;
-    for ns in &expected {
-        main_routes += ip_json(ns, &["route", "show", "table", "main"])
-            .iter()
-            .filter(|r| r["protocol"] != "kernel")
-            .count();
-        for (key, value) in [
-            ("ipv4/ip_forward", "1"),
-            ("ipv4/conf/all/arp_ignore", "1"),
-            ("ipv4/conf/all/arp_announce", "2"),
-        ] {
-            let (ok, out) = in_ns(ns, "cat", &[&format!("/proc/sys/net/{key}")]);
-            assert!(ok && out.trim() == value, "{ns} {key} = {out}");
-        }
-    }
-    assert_eq!(main_routes, 83);
-
-    // The 10 iptables payloads (hq-gw: 168 rules, INPUT and FORWARD DROP), and the sets.
-    let mut sets = 0;
-    for ns in &expected {
-        let (ok, saved) = in_ns(ns, "iptables-save", &[]);
-        assert!(ok, "{saved}");
-        assert!(
-            saved.lines().any(|l| l.starts_with("-A ")),
-            "{ns}: no rules"
-        );
-        if ns.ends_with("hq-gw") {
-            assert_eq!(saved.lines().filter(|l| l.starts_with("-A ")).count(), 168);
-            assert!(saved.contains(":INPUT DROP") && saved.contains(":FORWARD DROP"));
-        }
-        let (ok, list) = in_ns(ns, "ipset", &["list", "-n"]);
-        assert!(ok, "{list}");
-        sets += list.lines().filter(|l| !l.trim().is_empty()).count();
-    }
-    assert_eq!(sets + unsupported_sets, 17);
-
-    // verify is clean, and says why the left-out sets are missing.
-    let (status, report) = verify(&helper, &facts10());
-    assert_eq!(status, 0, "{report:#}");
-    assert_eq!(report["clean"], true);
-    let skipped: usize = report["routers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|r| r["findings"].as_array().unwrap())
-        .filter(|f| f["problem"] == "skipped")
-        .count();
-    assert_eq!(skipped, unsupported_sets);
-
-    // The router-to-router pings of the old system's acceptance tests.
-    let owner = owners(&helper);
-    let pairs = [
-        ("10.1.1.1", "10.1.2.1"),
-        ("10.1.1.1", "10.2.1.1"),
-        ("10.1.1.1", "10.3.1.1"),
-        ("10.2.1.1", "10.3.1.1"),
-        ("10.1.10.1", "10.3.20.1"),
-        ("10.100.1.1", "10.100.1.2"),
-        ("10.2.5.1", "10.3.21.1"),
-        ("10.1.10.1", "10.1.11.1"),
-        ("10.2.5.1", "10.2.6.1"),
-        ("10.3.10.1", "10.3.20.1"),
-        ("10.2.6.1", "10.1.3.1"),
-        ("10.1.10.1", "10.3.21.1"),
-    ];
-    for (src, dst) in pairs {
-        let ns = &owner[src];
-        let (ok, out) = in_ns(ns, "ping", &["-c", "1", "-W", "2", "-I", src, dst]);
-        assert!(ok, "ping {src} -> {dst} from {ns}:\n{out}");
-    }
-
-    // The traceroute the old system's tests expect.
-    let lab = helper.ns("hq-lab");
-    let (ok, out) = in_ns(
-        &lab,
-        "traceroute",
-        &[
-            "-I",
-            "-n",
-            "-q",
-            "1",
-            "-w",
-            "2",
-            "-m",
-            "10",
-            "-s",
-            "10.1.10.1",
-            "10.3.20.1",
-        ],
-    );
-    assert!(ok, "{out}");
-    let hops: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .collect();
-    assert_eq!(
-        hops,
-        [
-            "10.1.2.1",
-            "10.1.1.1",
-            "10.100.1.3",
-            "10.3.1.2",
-            "10.3.20.1"
-        ],
-        "{out}"
-    );
+    groups(vec![
+        (
+            "Namespaces: the routers plus the hidden one",
+            Box::new(|| {
+                let listed = ip_netns_list();
+                for ns in expected.iter().chain([&hidden]) {
+                    assert!(listed.contains(ns), "{ns} missing from {listed:?}");
+                }
+                assert_eq!(
+                    listed
+                        .iter()
+                        .filter(|n| n.starts_with(&helper.prefix))
+                        .count(),
+                    11
+                );
+            }),
+        ),
+        (
+            "18 bridges and 27 veths, every hidden end attached to a bridge",
+            Box::new(|| {
+                let bridges = ip_json(&hidden, &["link", "show", "type", "bridge"]);
+                assert_eq!(bridges.len(), 18);
+                let hidden_veths = ip_json(&hidden, &["link", "show", "type", "veth"]);
+                assert_eq!(hidden_veths.len(), 27);
+                assert!(hidden_veths.iter().all(|l| l["master"].is_string()));
+                let router_veths: usize = expected
+                    .iter()
+                    .map(|ns| ip_json(ns, &["link", "show", "type", "veth"]).len())
+                    .sum();
+                assert_eq!(router_veths, 27);
+            }),
+        ),
+        (
+            "83 main-table routes besides the kernel's own; forwarding and ARP sysctls",
+            Box::new(|| {
+                let mut main_routes = 0;
+                for ns in &expected {
+                    main_routes += ip_json(ns, &["route", "show", "table", "main"])
+                        .iter()
+                        .filter(|r| r["protocol"] != "kernel")
+                        .count();
+                    for (key, value) in [
+                        ("ipv4/ip_forward", "1"),
+                        ("ipv4/conf/all/arp_ignore", "1"),
+                        ("ipv4/conf/all/arp_announce", "2"),
+                    ] {
+                        let (ok, out) = in_ns(ns, "cat", &[&format!("/proc/sys/net/{key}")]);
+                        assert!(ok && out.trim() == value, "{ns} {key} = {out}");
+                    }
+                }
+                assert_eq!(main_routes, 83);
+            }),
+        ),
+        (
+            "The 10 iptables payloads (hq-gw: 168 rules, INPUT and FORWARD DROP), and the sets",
+            Box::new(|| {
+                let mut sets = 0;
+                for ns in &expected {
+                    let (ok, saved) = in_ns(ns, "iptables-save", &[]);
+                    assert!(ok, "{saved}");
+                    assert!(
+                        saved.lines().any(|l| l.starts_with("-A ")),
+                        "{ns}: no rules"
+                    );
+                    if ns.ends_with("hq-gw") {
+                        assert_eq!(saved.lines().filter(|l| l.starts_with("-A ")).count(), 168);
+                        assert!(saved.contains(":INPUT DROP") && saved.contains(":FORWARD DROP"));
+                    }
+                    let (ok, list) = in_ns(ns, "ipset", &["list", "-n"]);
+                    assert!(ok, "{list}");
+                    sets += list.lines().filter(|l| !l.trim().is_empty()).count();
+                }
+                assert_eq!(sets + unsupported_sets, 17);
+            }),
+        ),
+        (
+            "verify is clean, and says why the left-out sets are missing",
+            Box::new(|| {
+                let (status, report) = verify(&helper, &facts10());
+                assert_eq!(status, 0, "{report:#}");
+                assert_eq!(report["clean"], true);
+                let skipped: usize = report["routers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|r| r["findings"].as_array().unwrap())
+                    .filter(|f| f["problem"] == "skipped")
+                    .count();
+                assert_eq!(skipped, unsupported_sets);
+            }),
+        ),
+        (
+            "The router-to-router pings of the old system's acceptance tests",
+            Box::new(|| {
+                let owner = owners(&helper);
+                let pairs = [
+                    ("10.1.1.1", "10.1.2.1"),
+                    ("10.1.1.1", "10.2.1.1"),
+                    ("10.1.1.1", "10.3.1.1"),
+                    ("10.2.1.1", "10.3.1.1"),
+                    ("10.1.10.1", "10.3.20.1"),
+                    ("10.100.1.1", "10.100.1.2"),
+                    ("10.2.5.1", "10.3.21.1"),
+                    ("10.1.10.1", "10.1.11.1"),
+                    ("10.2.5.1", "10.2.6.1"),
+                    ("10.3.10.1", "10.3.20.1"),
+                    ("10.2.6.1", "10.1.3.1"),
+                    ("10.1.10.1", "10.3.21.1"),
+                ];
+                for (src, dst) in pairs {
+                    let ns = &owner[src];
+                    let (ok, out) = in_ns(ns, "ping", &["-c", "1", "-W", "2", "-I", src, dst]);
+                    assert!(ok, "ping {src} -> {dst} from {ns}:\n{out}");
+                }
+            }),
+        ),
+        (
+            "The traceroute the old system's tests expect",
+            Box::new(|| {
+                let lab = helper.ns("hq-lab");
+                let (ok, out) = in_ns(
+                    &lab,
+                    "traceroute",
+                    &[
+                        "-I",
+                        "-n",
+                        "-q",
+                        "1",
+                        "-w",
+                        "2",
+                        "-m",
+                        "10",
+                        "-s",
+                        "10.1.10.1",
+                        "10.3.20.1",
+                    ],
+                );
+                assert!(ok, "{out}");
+                let hops: Vec<&str> = out
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .collect();
+                assert_eq!(
+                    hops,
+                    [
+                        "10.1.2.1",
+                        "10.1.1.1",
+                        "10.100.1.3",
+                        "10.3.1.2",
+                        "10.3.20.1"
+                    ],
+                    "{out}"
+                );
+            }),
+        ),
+    ]);
 
     // Teardown removes every namespace of the network.
     let torn = ctl_json(&helper, &["net", "teardown"]);

@@ -6,7 +6,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::{ErrorCode, Op, OpResult, ServerMessage};
-use tsim_tests::{RawConn, TestHelper, require_priv};
+use tsim_tests::{RawConn, TestHelper, groups, require_priv};
 
 /// Runs `ip -n NS -j ARGS` and parses its output.
 fn ip_json(ns: &str, args: &[&str]) -> Value {
@@ -519,7 +519,6 @@ fn routes() {
             {"via": "10.1.1.2", "weight": 1}, {"via": "10.7.7.2", "dev": "br9", "weight": 3}]}),
         ],
     );
-    let main = ip_json(&a, &["route", "show"]);
     let find = |routes: &Value, dst: &str| {
         routes
             .as_array()
@@ -529,173 +528,196 @@ fn routes() {
             .unwrap_or_else(|| panic!("{dst} in {routes}"))
             .clone()
     };
-    let r = find(&main, "10.2.0.0/16");
-    assert_eq!(
+    groups(vec![
         (
-            r["gateway"].as_str(),
-            r["metric"].as_u64(),
-            r["protocol"].as_str()
+            "the kernel shows every kind of route as added",
+            Box::new(|| {
+                let main = ip_json(&a, &["route", "show"]);
+                let r = find(&main, "10.2.0.0/16");
+                assert_eq!(
+                    (
+                        r["gateway"].as_str(),
+                        r["metric"].as_u64(),
+                        r["protocol"].as_str()
+                    ),
+                    (Some("10.1.1.2"), Some(20), Some("static"))
+                );
+                assert_eq!(r["prefsrc"], "10.1.1.1");
+                assert_eq!(find(&main, "10.66.0.0/16")["type"], "blackhole");
+                assert_eq!(find(&main, "10.67.0.0/16")["type"], "unreachable");
+                assert_eq!(find(&main, "10.68.0.0/16")["type"], "prohibit");
+                let mp = find(&main, "10.50.0.0/16");
+                let hops = mp["nexthops"].as_array().unwrap();
+                assert_eq!(hops.len(), 2, "{mp}");
+                assert_eq!(hops[1]["weight"], 3);
+                let t100 = find(
+                    &ip_json(&a, &["route", "show", "table", "100"]),
+                    "10.3.0.0/16",
+                );
+                let tos = t100["tos"]
+                    .as_str()
+                    .and_then(|t| u8::from_str_radix(t.trim_start_matches("0x"), 16).ok());
+                assert_eq!((t100["dev"].as_str(), tos), (Some("v0"), Some(4)), "{t100}");
+                assert_eq!(
+                    find(&ip_json(&a, &["route", "show", "table", "5000"]), "default")["gateway"],
+                    "10.1.1.254"
+                );
+            }),
         ),
-        (Some("10.1.1.2"), Some(20), Some("static"))
-    );
-    assert_eq!(r["prefsrc"], "10.1.1.1");
-    assert_eq!(find(&main, "10.66.0.0/16")["type"], "blackhole");
-    assert_eq!(find(&main, "10.67.0.0/16")["type"], "unreachable");
-    assert_eq!(find(&main, "10.68.0.0/16")["type"], "prohibit");
-    let mp = find(&main, "10.50.0.0/16");
-    let hops = mp["nexthops"].as_array().unwrap();
-    assert_eq!(hops.len(), 2, "{mp}");
-    assert_eq!(hops[1]["weight"], 3);
-    let t100 = find(
-        &ip_json(&a, &["route", "show", "table", "100"]),
-        "10.3.0.0/16",
-    );
-    let tos = t100["tos"]
-        .as_str()
-        .and_then(|t| u8::from_str_radix(t.trim_start_matches("0x"), 16).ok());
-    assert_eq!((t100["dev"].as_str(), tos), (Some("v0"), Some(4)), "{t100}");
-    assert_eq!(
-        find(&ip_json(&a, &["route", "show", "table", "5000"]), "default")["gateway"],
-        "10.1.1.254"
-    );
-
-    // Reads: one table, all tables, and route_get.
-    let listed = run_ok(
-        &client,
-        &[json!({"op": "route_list", "ns": a, "table": 5000})],
-    );
-    let OpResult::RouteList(l) = &listed[0] else {
-        panic!()
-    };
-    assert_eq!(l.routes.len(), 1);
-    assert_eq!(
-        (l.routes[0].dst.to_string(), l.routes[0].table),
-        ("0.0.0.0/0".into(), 5000)
-    );
-    let listed = run_ok(
-        &client,
-        &[json!({"op": "route_list", "ns": a, "family": "inet"})],
-    );
-    let OpResult::RouteList(all) = &listed[0] else {
-        panic!()
-    };
-    for t in [100, 254, 255, 5000] {
-        assert!(all.routes.iter().any(|r| r.table == t), "table {t} missing");
-    }
-    let got = run_ok(
-        &client,
-        &[json!({"op": "route_get", "ns": a, "dst": "10.2.3.4"})],
-    );
-    let OpResult::RouteGet(g) = &got[0] else {
-        panic!()
-    };
-    assert_eq!(
-        (g.via.map(|v| v.to_string()), g.dev.as_deref()),
-        (Some("10.1.1.2".into()), Some("v0"))
-    );
-    let m = expect_code(
-        run(
-            &client,
-            &[json!({"op": "route_get", "ns": b, "dst": "10.2.3.4"})],
+        (
+            "reads: one table, all tables, and route_get",
+            Box::new(|| {
+                let listed = run_ok(
+                    &client,
+                    &[json!({"op": "route_list", "ns": a, "table": 5000})],
+                );
+                let OpResult::RouteList(l) = &listed[0] else {
+                    panic!()
+                };
+                assert_eq!(l.routes.len(), 1);
+                assert_eq!(
+                    (l.routes[0].dst.to_string(), l.routes[0].table),
+                    ("0.0.0.0/0".into(), 5000)
+                );
+                let listed = run_ok(
+                    &client,
+                    &[json!({"op": "route_list", "ns": a, "family": "inet"})],
+                );
+                let OpResult::RouteList(all) = &listed[0] else {
+                    panic!()
+                };
+                for t in [100, 254, 255, 5000] {
+                    assert!(all.routes.iter().any(|r| r.table == t), "table {t} missing");
+                }
+                let got = run_ok(
+                    &client,
+                    &[json!({"op": "route_get", "ns": a, "dst": "10.2.3.4"})],
+                );
+                let OpResult::RouteGet(g) = &got[0] else {
+                    panic!()
+                };
+                assert_eq!(
+                    (g.via.map(|v| v.to_string()), g.dev.as_deref()),
+                    (Some("10.1.1.2".into()), Some("v0"))
+                );
+                let m = expect_code(
+                    run(
+                        &client,
+                        &[json!({"op": "route_get", "ns": b, "dst": "10.2.3.4"})],
+                    ),
+                    ErrorCode::NotFound,
+                );
+                assert!(m.contains("no route to 10.2.3.4"), "{m}");
+            }),
         ),
-        ErrorCode::NotFound,
-    );
-    assert!(m.contains("no route to 10.2.3.4"), "{m}");
-
-    // Replace changes the route with the same key; delete and flush remove.
-    run_ok(
-        &client,
-        &[
-            json!({"op": "route_replace", "ns": a, "dst": "10.2.0.0/16", "via": "10.1.1.3", "metric": 20}),
-        ],
-    );
-    assert_eq!(
-        find(&ip_json(&a, &["route", "show"]), "10.2.0.0/16")["gateway"],
-        "10.1.1.3"
-    );
-    run_ok(
-        &client,
-        &[json!({"op": "route_delete", "ns": a, "dst": "10.66.0.0/16", "kind": "blackhole"})],
-    );
-    assert!(
-        ip_json(&a, &["route", "show"])
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["dst"] != "10.66.0.0/16")
-    );
-    let flushed = run_ok(
-        &client,
-        &[json!({"op": "route_flush", "ns": a, "table": 100})],
-    );
-    assert!(
-        matches!(&flushed[0], OpResult::RouteFlush(f) if f.count == 1),
-        "{flushed:?}"
-    );
-    assert!(
-        ip_json(&a, &["route", "show", "table", "100"])
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-
-    // Errors.
-    expect_code(
-        run(
-            &client,
-            &[
-                json!({"op": "route_add", "ns": a, "dst": "10.2.0.0/16", "via": "10.1.1.3", "metric": 20}),
-            ],
+        (
+            "replace changes the route with the same key; delete and flush remove",
+            Box::new(|| {
+                run_ok(
+                    &client,
+                    &[
+                        json!({"op": "route_replace", "ns": a, "dst": "10.2.0.0/16", "via": "10.1.1.3", "metric": 20}),
+                    ],
+                );
+                assert_eq!(
+                    find(&ip_json(&a, &["route", "show"]), "10.2.0.0/16")["gateway"],
+                    "10.1.1.3"
+                );
+                run_ok(
+                    &client,
+                    &[
+                        json!({"op": "route_delete", "ns": a, "dst": "10.66.0.0/16", "kind": "blackhole"}),
+                    ],
+                );
+                assert!(
+                    ip_json(&a, &["route", "show"])
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|r| r["dst"] != "10.66.0.0/16")
+                );
+                let flushed = run_ok(
+                    &client,
+                    &[json!({"op": "route_flush", "ns": a, "table": 100})],
+                );
+                assert!(
+                    matches!(&flushed[0], OpResult::RouteFlush(f) if f.count == 1),
+                    "{flushed:?}"
+                );
+                assert!(
+                    ip_json(&a, &["route", "show", "table", "100"])
+                        .as_array()
+                        .unwrap()
+                        .is_empty()
+                );
+            }),
         ),
-        ErrorCode::AlreadyExists,
-    );
-    expect_code(
-        run(
-            &client,
-            &[json!({"op": "route_delete", "ns": a, "dst": "10.99.0.0/16"})],
+        (
+            "errors",
+            Box::new(|| {
+                expect_code(
+                    run(
+                        &client,
+                        &[
+                            json!({"op": "route_add", "ns": a, "dst": "10.2.0.0/16", "via": "10.1.1.3", "metric": 20}),
+                        ],
+                    ),
+                    ErrorCode::AlreadyExists,
+                );
+                expect_code(
+                    run(
+                        &client,
+                        &[json!({"op": "route_delete", "ns": a, "dst": "10.99.0.0/16"})],
+                    ),
+                    ErrorCode::NotFound,
+                );
+                let m = expect_code(
+                    run(
+                        &client,
+                        &[json!({"op": "route_add", "ns": a, "dst": "10.2.3.4/16", "dev": "v0"})],
+                    ),
+                    ErrorCode::InvalidArgument,
+                );
+                assert!(m.contains("did you mean 10.2.0.0/16"), "{m}");
+                expect_code(
+                    run(
+                        &client,
+                        &[
+                            json!({"op": "route_add", "ns": a, "dst": "10.4.0.0/16", "dev": "nope0"}),
+                        ],
+                    ),
+                    ErrorCode::NotFound,
+                );
+                let m = expect_code(
+                    run(
+                        &client,
+                        &[
+                            json!({"op": "route_add", "ns": a, "dst": "10.4.0.0/16", "via": "192.168.1.1"}),
+                        ],
+                    ),
+                    ErrorCode::Kernel,
+                );
+                assert!(
+                    m.contains("gateway"),
+                    "the kernel's own message is passed on: {m}"
+                );
+                let mut raw = RawConn::handshake(&helper.socket);
+                raw.send(&json!({"type": "request", "id": 1, "ops": [{"op": "route_add", "ns": a, "dst": "10.5.0.0/16", "dev": "v0", "table": 0}]}));
+                match raw.recv() {
+                    Some(ServerMessage::Response(r)) => {
+                        let e = r.error.unwrap();
+                        assert_eq!(e.code, ErrorCode::InvalidArgument);
+                        assert!(
+                            e.message.contains("table 0 is not a table"),
+                            "{}",
+                            e.message
+                        );
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }),
         ),
-        ErrorCode::NotFound,
-    );
-    let m = expect_code(
-        run(
-            &client,
-            &[json!({"op": "route_add", "ns": a, "dst": "10.2.3.4/16", "dev": "v0"})],
-        ),
-        ErrorCode::InvalidArgument,
-    );
-    assert!(m.contains("did you mean 10.2.0.0/16"), "{m}");
-    expect_code(
-        run(
-            &client,
-            &[json!({"op": "route_add", "ns": a, "dst": "10.4.0.0/16", "dev": "nope0"})],
-        ),
-        ErrorCode::NotFound,
-    );
-    let m = expect_code(
-        run(
-            &client,
-            &[json!({"op": "route_add", "ns": a, "dst": "10.4.0.0/16", "via": "192.168.1.1"})],
-        ),
-        ErrorCode::Kernel,
-    );
-    assert!(
-        m.contains("gateway"),
-        "the kernel's own message is passed on: {m}"
-    );
-    let mut raw = RawConn::handshake(&helper.socket);
-    raw.send(&json!({"type": "request", "id": 1, "ops": [{"op": "route_add", "ns": a, "dst": "10.5.0.0/16", "dev": "v0", "table": 0}]}));
-    match raw.recv() {
-        Some(ServerMessage::Response(r)) => {
-            let e = r.error.unwrap();
-            assert_eq!(e.code, ErrorCode::InvalidArgument);
-            assert!(
-                e.message.contains("table 0 is not a table"),
-                "{}",
-                e.message
-            );
-        }
-        other => panic!("{other:?}"),
-    }
+    ]);
 }
 
 #[test]

@@ -55,6 +55,33 @@ pub enum HelperError {
     /// The request was cancelled.
     #[error("The request was cancelled")]
     Cancelled,
+    /// A namespace that is not there: never made, or removed outside the helper (`not_found`).
+    /// Callers that may meet one already gone (a sweep, a drain) decide on this variant.
+    #[error("{message}")]
+    NoNamespace {
+        /// Its name.
+        name: NsName,
+        /// What happened, for the wire.
+        message: String,
+    },
+    /// The kernel has no route to `dst` in namespace `ns` (`not_found`).
+    #[error("{inner}")]
+    NoRoute {
+        /// The namespace looked in.
+        ns: NsName,
+        /// The destination.
+        dst: std::net::IpAddr,
+        /// The kernel's answer.
+        inner: NetlinkError,
+    },
+    /// The kernel lacks the driver for a kind of link (`unsupported`).
+    #[error("{inner}")]
+    NoDriver {
+        /// The kind of link, e.g. `dummy`.
+        kind: String,
+        /// The kernel's answer.
+        inner: NetlinkError,
+    },
     /// A namespace step failed.
     #[error(transparent)]
     Netns(#[from] NetnsError),
@@ -84,6 +111,8 @@ impl HelperError {
             HelperError::Kernel(_) => ErrorCode::Kernel,
             HelperError::Internal(_) => ErrorCode::Internal,
             HelperError::Cancelled => ErrorCode::Cancelled,
+            HelperError::NoNamespace { .. } | HelperError::NoRoute { .. } => ErrorCode::NotFound,
+            HelperError::NoDriver { .. } => ErrorCode::Unsupported,
             HelperError::Netns(e) => e.code(),
             HelperError::Netlink(e) => e.code,
             HelperError::State(_) => ErrorCode::Internal,
@@ -357,6 +386,47 @@ pub enum StateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The structured variants keep the wire's code and message as they were when they were
+    /// plain netlink errors and strings; callers decide on the variant, never on the text.
+    #[test]
+    fn structured_variants_keep_their_wire_form() {
+        let ns: NsName = "r1".parse().unwrap();
+        let inner = NetlinkError::new(
+            "look up the route to 10.9.0.1".into(),
+            &ns,
+            libc::ENETUNREACH,
+            None,
+        )
+        .explained("there is no route to 10.9.0.1")
+        .with_code(ErrorCode::NotFound);
+        let plain = HelperError::from(inner.clone()).to_wire();
+        let e = HelperError::NoRoute {
+            ns: ns.clone(),
+            dst: "10.9.0.1".parse().unwrap(),
+            inner,
+        };
+        assert_eq!(e.to_wire(), plain);
+        assert_eq!(e.code(), ErrorCode::NotFound);
+
+        let inner = NetlinkError::new("add dummy d0".into(), &ns, libc::EOPNOTSUPP, None);
+        let plain = HelperError::from(inner.clone()).to_wire();
+        let e = HelperError::NoDriver {
+            kind: "dummy".into(),
+            inner,
+        };
+        assert_eq!(e.to_wire(), plain);
+        assert_eq!(e.code(), ErrorCode::Unsupported);
+
+        let e = HelperError::NoNamespace {
+            name: ns,
+            message: "Namespace \"r1\" does not exist".into(),
+        };
+        assert_eq!(
+            e.to_wire(),
+            WireError::new(ErrorCode::NotFound, "Namespace \"r1\" does not exist")
+        );
+    }
 
     #[test]
     fn chain_joins_sources() {

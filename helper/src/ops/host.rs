@@ -17,7 +17,7 @@ use tsim_protocol::ops::{
     AddrSpec, Done, HostAdd, HostAdded, HostClean, HostDelete, HostList, Hosts, HostsCleaned,
     LinkAddDummy, LinkAddVeth, RouteGet, RouteSpec,
 };
-use tsim_protocol::{Cidr, ErrorCode, IfName, NsName, Op, OpResult};
+use tsim_protocol::{Cidr, IfName, NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed, ns_create, ns_delete, pool};
 use crate::base::auth::Peer;
@@ -227,9 +227,9 @@ async fn routed_dev(
         Ok(_) => Err(HelperError::Internal(
             "route_get answered something else".into(),
         )),
-        // `route_get` says `not_found` when the kernel has no route; any other failure is
-        // passed on as it is (it is not a missing route).
-        Err(e) if e.code() == ErrorCode::NotFound => Err(no_route()),
+        // The kernel has no route; any other failure is passed on as it is (a `not_found`
+        // for another reason, such as the router's namespace gone, is not a missing route).
+        Err(HelperError::NoRoute { .. }) => Err(no_route()),
         Err(e) => Err(e),
     }
 }
@@ -372,7 +372,7 @@ async fn secondary_dev(
             let _ = known.compare_exchange(UNKNOWN, YES, Ordering::Relaxed, Ordering::Relaxed);
             Ok(name)
         }
-        Err(e) if e.code() == ErrorCode::Unsupported => {
+        Err(HelperError::NoDriver { .. }) => {
             known.store(NO, Ordering::Relaxed);
             Ok(ifname("lo"))
         }

@@ -60,10 +60,12 @@ async fn create(
         Ok(echoed) => echoed,
         Err(e) => {
             return Err(match e.errno {
-                libc::EOPNOTSUPP => e
-                    .explained(format!("the kernel has no {kind} driver"))
-                    .with_code(ErrorCode::Unsupported)
-                    .into(),
+                libc::EOPNOTSUPP => HelperError::NoDriver {
+                    kind: kind.to_owned(),
+                    inner: e
+                        .explained(format!("the kernel has no {kind} driver"))
+                        .with_code(ErrorCode::Unsupported),
+                },
                 libc::EEXIST => e
                     .explained(format!("an interface named {name} exists already"))
                     .into(),

@@ -36,9 +36,10 @@ pub(super) async fn remove(
     let name = name.clone();
     if !helper.registry.is_managed(&name) {
         return Err(match helper.netns.inspect(&name)? {
-            PathState::Missing => {
-                HelperError::NotFound(format!("Namespace {:?} does not exist", name.as_str()))
-            }
+            PathState::Missing => HelperError::NoNamespace {
+                message: format!("Namespace {:?} does not exist", name.as_str()),
+                name: name.clone(),
+            },
             _ => HelperError::NotManaged(format!(
                 "Namespace {:?} exists but is not managed by this helper; it is left alone",
                 name.as_str()
@@ -78,10 +79,13 @@ pub(super) async fn detach(
         }
         Err(NetnsError::Open { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             helper.registry.finish_delete(&name);
-            Err(HelperError::NotFound(format!(
-                "Namespace {:?} had been removed outside the helper; it is forgotten",
-                name.as_str()
-            )))
+            Err(HelperError::NoNamespace {
+                message: format!(
+                    "Namespace {:?} had been removed outside the helper; it is forgotten",
+                    name.as_str()
+                ),
+                name: name.clone(),
+            })
         }
         Err(e) => {
             helper.registry.abort_delete(&name, ctx.txn);

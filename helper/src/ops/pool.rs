@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tsim_protocol::ops::{LinkAddVeth, LinkSet};
-use tsim_protocol::{ErrorCode, IfName, NsName, Op, OpResult};
+use tsim_protocol::{IfName, NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed, ns_create, ns_delete};
 use crate::base::auth::Peer;
@@ -269,7 +269,8 @@ pub(super) async fn drain(ctx: &OpCtx<'_>, txn: &mut Txn) -> Result<u32, HelperE
     for name in ctx.helper.registry.pooled() {
         match ns_delete::remove(ctx, &name, txn).await {
             Ok(()) => removed += 1,
-            Err(e) if e.code() == ErrorCode::NotFound => {}
+            // Already gone: nothing to drain.
+            Err(HelperError::NoNamespace { .. }) => {}
             Err(e) => return Err(e),
         }
     }

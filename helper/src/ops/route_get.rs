@@ -45,10 +45,16 @@ pub(super) async fn handle(ctx: &OpCtx<'_>, args: RouteGet) -> Result<OpResult, 
         })
         .await;
     let answer = answer.map_err(|e| match e.errno {
-        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENETDOWN => e
-            .explained(format!("there is no route to {dst}"))
-            .with_code(ErrorCode::NotFound),
-        _ => e,
+        libc::ENETUNREACH | libc::EHOSTUNREACH | libc::EINVAL | libc::ENETDOWN => {
+            HelperError::NoRoute {
+                ns: h.name.clone(),
+                dst,
+                inner: e
+                    .explained(format!("there is no route to {dst}"))
+                    .with_code(ErrorCode::NotFound),
+            }
+        }
+        _ => e.into(),
     })?;
     let RouteNetlinkMessage::NewRoute(route) = answer else {
         return Err(HelperError::Internal(
