@@ -53,6 +53,17 @@ const ROUTER_SYSCTLS: [(&str, &str); 8] = [
     ("net.ipv4.conf.default.accept_redirects", "0"),
 ];
 
+/// The sysctls every router gets, as the document carries them.
+pub fn router_sysctls() -> Vec<SysctlDef> {
+    ROUTER_SYSCTLS
+        .iter()
+        .map(|(k, v)| SysctlDef {
+            key: k.parse().expect("a valid key"),
+            value: v.parse::<SysctlValue>().expect("a valid value"),
+        })
+        .collect()
+}
+
 /// The compiled network and what was left out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -307,13 +318,7 @@ fn compile_router(
         rules.push(rule);
     }
 
-    let mut sysctls: Vec<SysctlDef> = ROUTER_SYSCTLS
-        .iter()
-        .map(|(k, v)| SysctlDef {
-            key: k.parse().expect("a valid key"),
-            value: v.parse::<SysctlValue>().expect("a valid value"),
-        })
-        .collect();
+    let mut sysctls = router_sysctls();
     for def in router_redirects(rf, warnings) {
         match sysctls.iter_mut().find(|s| s.key == def.key) {
             Some(s) => s.value = def.value,
@@ -328,6 +333,7 @@ fn compile_router(
         sysctls,
         ipset: rf.ipset.as_deref().and_then(firewall::ipset),
         iptables: rf.iptables.as_deref().and_then(firewall::iptables),
+        internet: false,
     })
 }
 

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub mod compile;
 pub mod firewall;
+pub mod internet;
 pub mod ipaddr;
 pub mod iproute;
 pub mod json;

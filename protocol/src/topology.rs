@@ -4,6 +4,10 @@
 //! One namespace per router; one hidden namespace holding one bridge per IPv4 subnet; for
 //! each router interface, a veth whose router end has the interface's real name and whose
 //! other end (`hidden_end`) hangs off the bridge of the interface's first subnet.
+//!
+//! The outside world (since 1.4) is one more router, marked `internet`: it owns the
+//! gateways the edge routers' default routes point at, on their uplink bridges, and hangs
+//! the external hosts (`/32` public addresses) off its interface [`INTERNET_HOSTS_IF`].
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +21,11 @@ use crate::ops::{AddrSpec, NextHop, RouteSpec};
 fn is_false(b: &bool) -> bool {
     !*b
 }
+
+/// The interface of the internet router that external hosts hang off: each host has its
+/// `/32` public address on `eth0` and a default route through this interface's first
+/// address, on-link; the internet router reaches every public address through it.
+pub const INTERNET_HOSTS_IF: &str = "hosts0";
 
 /// The whole simulated network.
 ///
@@ -70,6 +79,29 @@ pub struct RouterDef {
     /// The `iptables-save` payload to restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iptables: Option<String>,
+    /// This router is the outside world (`net setup --internet`): external hosts (`/32`)
+    /// hang off its [`INTERNET_HOSTS_IF`]. At most one router is. Since protocol 1.4.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub internet: bool,
+}
+
+impl RouterDef {
+    /// The interface external hosts hang off, if this is the internet router.
+    pub fn hosts_if(&self) -> Option<&InterfaceDef> {
+        if !self.internet {
+            return None;
+        }
+        self.interfaces
+            .iter()
+            .find(|i| i.name.as_str() == INTERNET_HOSTS_IF)
+    }
+}
+
+impl Topology {
+    /// The internet router, if the network has one.
+    pub fn internet(&self) -> Option<&RouterDef> {
+        self.routers.iter().find(|r| r.internet)
+    }
 }
 
 /// A router interface.

@@ -316,9 +316,10 @@ fn topology() -> impl Strategy<Value = Topology> {
         vec(sysctl, 0..3),
         option::of(any::<String>()),
         option::of(any::<String>()),
+        any::<bool>(),
     )
         .prop_map(
-            |(name, interfaces, routes, rules, sysctls, ipset, iptables)| RouterDef {
+            |(name, interfaces, routes, rules, sysctls, ipset, iptables, internet)| RouterDef {
                 name,
                 interfaces,
                 routes,
@@ -326,6 +327,7 @@ fn topology() -> impl Strategy<Value = Topology> {
                 sysctls,
                 ipset,
                 iptables,
+                internet,
             },
         );
     (vec(bridge, 0..3), vec(router, 0..3))

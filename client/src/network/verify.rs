@@ -804,6 +804,7 @@ mod tests {
             sysctls: Vec::new(),
             ipset: Some("create s hash:ip family inet\nadd s 10.0.0.5/32\n".into()),
             iptables: Some("*filter\n:INPUT DROP [0:0]\n-A INPUT -i lo -j ACCEPT\nCOMMIT\n".into()),
+            internet: false,
         }
     }
 

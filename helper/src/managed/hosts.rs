@@ -18,7 +18,7 @@ use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use tsim_protocol::ops::{AddrSpec, HostInfo};
-use tsim_protocol::topology::{InterfaceDef, RouterDef, Topology};
+use tsim_protocol::topology::{INTERNET_HOSTS_IF, InterfaceDef, RouterDef, Topology};
 use tsim_protocol::{Cidr, ErrorCode, IfName, NsName};
 
 use crate::base::error::{HelperError, chain};
@@ -41,16 +41,25 @@ pub struct Placement {
 }
 
 /// Checks a host's primary address: IPv4, a subnet with room for a gateway and a host, and
-/// neither the subnet's network nor its broadcast address.
-pub fn check_address(ip: &Cidr) -> Result<(), HelperError> {
+/// neither the subnet's network nor its broadcast address; or, on the internet router
+/// (`internet`), also a `/32`, an external host (see [`external`]).
+pub fn check_address(ip: &Cidr, internet: bool) -> Result<(), HelperError> {
     let IpAddr::V4(addr) = ip.addr() else {
         return Err(HelperError::InvalidArgument(format!(
             "Host address {ip} is not IPv4: the simulated network is IPv4 only"
         )));
     };
+    if internet && ip.prefix() == 32 {
+        return Ok(());
+    }
     if ip.prefix() > 30 || ip.prefix() == 0 {
+        let external = if internet {
+            ", or /32 for an external host"
+        } else {
+            " (a /32 is for external hosts, behind the internet router: `host add --internet`)"
+        };
         return Err(HelperError::InvalidArgument(format!(
-            "Host address {ip}: the prefix must be /1 to /30, so that the subnet has room for a gateway"
+            "Host address {ip}: the prefix must be /1 to /30, so that the subnet has room for a gateway{external}"
         )));
     }
     let bits = u32::from(addr);
@@ -164,6 +173,88 @@ pub fn behind(router: &RouterDef, ip: &Cidr, dev: &IfName) -> Result<Placement, 
         )));
     }
     on_bridge(router, iface, gateway, true)
+}
+
+/// Where an external host hangs: a `/32` public address `ip` on the internet router's
+/// [`INTERNET_HOSTS_IF`], whose first address is the host's gateway (on-link: it is outside
+/// the host's `/32`). The internet router reaches every address it does not route elsewhere
+/// through that interface, so the host needs no route of its own there; its address must
+/// therefore be one of those: public (not special-purpose), routed by no other route of the
+/// internet router (its blackholes for private space), in no subnet of the network and no
+/// router's own.
+pub fn external(
+    topology: &Topology,
+    internet: &RouterDef,
+    ip: &Cidr,
+) -> Result<Placement, HelperError> {
+    let iface = internet.hosts_if().ok_or_else(|| {
+        HelperError::InvalidArgument(format!(
+            "Router {} has no interface {INTERNET_HOSTS_IF} for external hosts",
+            internet.name
+        ))
+    })?;
+    let gateway = iface
+        .addrs
+        .first()
+        .map(|a| a.addr.addr())
+        .filter(IpAddr::is_ipv4)
+        .ok_or_else(|| {
+            HelperError::InvalidArgument(format!(
+                "{}/{INTERNET_HOSTS_IF} has no IPv4 address to be the external hosts' gateway",
+                internet.name
+            ))
+        })?;
+    let addr = ip.addr();
+    let special = match addr {
+        IpAddr::V4(a) => {
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local()
+                || a.octets()[0] == 0
+                || a.octets()[0] >= 240
+        }
+        IpAddr::V6(_) => true,
+    };
+    if special {
+        return Err(HelperError::InvalidArgument(format!(
+            "External host address {addr} is not a public unicast address"
+        )));
+    }
+    if let Some(route) = internet
+        .routes
+        .iter()
+        .find(|r| r.dst.prefix() > 0 && r.dst.contains(addr))
+    {
+        return Err(HelperError::Conflict(format!(
+            "External host address {addr}: router {} routes it elsewhere ({route}); the outside world does not route private or shared address space",
+            internet.name
+        )));
+    }
+    if let Some(b) = topology.bridges.iter().find(|b| b.subnet.contains(addr)) {
+        return Err(HelperError::Conflict(format!(
+            "External host address {addr} is in {}, a subnet of the network (bridge {}); an external host needs an address outside it",
+            b.subnet, b.name
+        )));
+    }
+    for router in &topology.routers {
+        for i in &router.interfaces {
+            if i.addrs.iter().any(|a| a.addr.addr() == addr) {
+                return Err(HelperError::Conflict(format!(
+                    "External host address {addr} is router {}'s own (on {})",
+                    router.name, i.name
+                )));
+            }
+        }
+    }
+    on_bridge(internet, iface, gateway, false)
+}
+
+/// Whether a host's default route needs `onlink`: its gateway is outside its subnet (an
+/// external host's, outside its `/32`).
+pub fn onlink(ip: &Cidr, gateway: IpAddr) -> bool {
+    !ip.contains(gateway)
 }
 
 /// Whether two networks share an address (never across address families).
@@ -466,7 +557,7 @@ pub async fn configure(
         tos: None,
         scope: None,
         proto: None,
-        onlink: false,
+        onlink: onlink(&ip, gateway),
         nexthops: Vec::new(),
     };
     let msg = nlmsg::route_message(&route, nlmsg::Mode::Add)?;
@@ -607,7 +698,7 @@ mod tests {
 
     #[test]
     fn addresses_are_checked() {
-        assert!(check_address(&cidr("10.0.1.100/24")).is_ok());
+        assert!(check_address(&cidr("10.0.1.100/24"), false).is_ok());
         for bad in [
             "10.0.1.0/24",
             "10.0.1.255/24",
@@ -615,9 +706,64 @@ mod tests {
             "10.0.1.1/32",
             "10.0.0.1/0",
         ] {
-            assert!(check_address(&cidr(bad)).is_err(), "{bad}");
+            assert!(check_address(&cidr(bad), false).is_err(), "{bad}");
         }
-        assert!(check_address(&cidr("fd00::5/64")).is_err());
+        assert!(check_address(&cidr("fd00::5/64"), false).is_err());
+        // A /32 is an external host's, on the internet router only.
+        let e = check_address(&cidr("8.8.8.8/32"), false).unwrap_err();
+        assert!(e.to_string().contains("--internet"), "{e}");
+        assert!(check_address(&cidr("8.8.8.8/32"), true).is_ok());
+        assert!(check_address(&cidr("8.8.8.8/31"), true).is_err());
+    }
+
+    fn internet() -> Topology {
+        serde_json::from_value(serde_json::json!({
+            "bridges": [
+                {"name": "br-up", "subnet": "203.0.113.0/24"},
+                {"name": "br-ext", "subnet": "169.254.0.0/16"},
+                {"name": "br-a", "subnet": "10.0.1.0/24"}
+            ],
+            "routers": [
+                {"name": "edge", "interfaces": [
+                    {"name": "eth0", "up": true, "addrs": [{"addr": "203.0.113.10/24"}], "bridge": "br-up", "hidden_end": "v1"},
+                    {"name": "lo", "up": true, "addrs": [{"addr": "198.18.0.1/32"}], "hidden_end": "v2"}
+                ]},
+                {"name": "internet", "internet": true, "interfaces": [
+                    {"name": "up0", "up": true, "addrs": [{"addr": "203.0.113.1/24"}], "bridge": "br-up", "hidden_end": "v3"},
+                    {"name": "hosts0", "up": true, "addrs": [{"addr": "169.254.0.1/16"}], "bridge": "br-ext", "hidden_end": "v4"}
+                ], "routes": [
+                    {"dst": "10.0.0.0/8", "kind": "blackhole"},
+                    {"dst": "0.0.0.0/0", "dev": "hosts0", "scope": "link"}
+                ]}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_external_host_hangs_off_the_internets_hosts_interface_with_a_public_address() {
+        let t = internet();
+        let inet = t.internet().unwrap();
+        let p = external(&t, inet, &cidr("8.8.8.8/32")).unwrap();
+        assert_eq!(p.router_if.as_str(), INTERNET_HOSTS_IF);
+        assert_eq!(p.bridge.as_str(), "br-ext");
+        assert_eq!(p.gateway.to_string(), "169.254.0.1");
+        assert!(!p.gateway_added);
+        for (bad, why) in [
+            ("10.9.9.9/32", "routes it elsewhere"),
+            ("203.0.113.77/32", "a subnet of the network"),
+            ("198.18.0.1/32", "router edge's own"),
+            ("127.0.0.1/32", "not a public"),
+            ("169.254.9.9/32", "not a public"),
+            ("224.0.0.5/32", "not a public"),
+            ("0.1.2.3/32", "not a public"),
+        ] {
+            let e = external(&t, inet, &cidr(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // Not the internet: no hosts interface.
+        let edge = &t.routers[0];
+        assert!(external(&t, edge, &cidr("8.8.8.8/32")).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tsim_protocol::ops::{
     AddrSpec, Done, HostAdd, HostAdded, HostClean, HostDelete, HostList, Hosts, HostsCleaned,
     LinkAddDummy, LinkAddVeth, RouteGet, RouteSpec,
 };
+use tsim_protocol::topology::INTERNET_HOSTS_IF;
 use tsim_protocol::{Cidr, IfName, NsName, Op, OpResult};
 
 use super::{OpCtx, dispatch_boxed, ns_create, ns_delete, pool};
@@ -47,7 +48,10 @@ pub(super) async fn add(
     txn: &mut Txn,
 ) -> Result<OpResult, HelperError> {
     let helper = ctx.helper;
-    hosts::check_address(&args.ip)?;
+    if args.ip.prefix() != 32 {
+        // Refused before anything is looked up; a /32 only once the router is known.
+        hosts::check_address(&args.ip, false)?;
+    }
     if args.secondaries.len() > MAX_SECONDARIES {
         return Err(HelperError::InvalidArgument(format!(
             "A host may have at most {MAX_SECONDARIES} secondary addresses, not {}",
@@ -102,17 +106,31 @@ pub(super) async fn add(
                 args.router
             ))
         })?;
+    hosts::check_address(&args.ip, router.internet)?;
     if !helper.registry.is_managed(&args.router) {
         return Err(HelperError::NotFound(format!(
             "Router {} is gone (its namespace was deleted)",
             args.router
         )));
     }
-    let placement = match hosts::facing(router, &args.ip, args.router_if.as_ref())? {
-        Some(p) => p,
-        None => {
-            let dev = routed_dev(ctx, &args.router, args.ip.addr(), txn).await?;
-            hosts::behind(router, &args.ip, &dev)?
+    let external = router.internet && args.ip.prefix() == 32;
+    let placement = if external {
+        match &args.router_if {
+            Some(dev) if dev.as_str() != INTERNET_HOSTS_IF => {
+                return Err(HelperError::InvalidArgument(format!(
+                    "External host {}: a /32 on router {} hangs off {INTERNET_HOSTS_IF}, not {dev}",
+                    args.ip, args.router
+                )));
+            }
+            _ => hosts::external(&net.topology, router, &args.ip)?,
+        }
+    } else {
+        match hosts::facing(router, &args.ip, args.router_if.as_ref())? {
+            Some(p) => p,
+            None => {
+                let dev = routed_dev(ctx, &args.router, args.ip.addr(), txn).await?;
+                hosts::behind(router, &args.ip, &dev)?
+            }
         }
     };
     hosts::check_bridge(&net.topology, &placement, &args.router, &args.ip)?;
@@ -327,7 +345,7 @@ async fn make_fresh(
         tos: None,
         scope: None,
         proto: None,
-        onlink: false,
+        onlink: hosts::onlink(&facet.ip, facet.gateway.0),
         nexthops: Vec::new(),
     };
     dispatch_boxed(up, Op::RouteAdd(default), txn).await?;

@@ -8,7 +8,7 @@ use tsim_protocol::IfName;
 use tsim_protocol::NsName;
 use tsim_protocol::ops::NetWarning;
 use tsim_protocol::topology::{
-    BridgeDef, InterfaceDef, RouteDef, RouterDef, RuleDef, SysctlDef, Topology,
+    BridgeDef, INTERNET_HOSTS_IF, InterfaceDef, RouteDef, RouterDef, RuleDef, SysctlDef, Topology,
 };
 
 use crate::base::error::HelperError;
@@ -68,6 +68,24 @@ pub fn validate(topology: &Topology, hidden: &NsName) -> Result<(), HelperError>
                     ));
                 }
             }
+        }
+    }
+    let mut internets = topology.routers.iter().filter(|r| r.internet);
+    if let Some(internet) = internets.next() {
+        if let Some(other) = internets.next() {
+            return invalid(format!(
+                "Routers {} and {} are both marked internet; a network has one outside world",
+                internet.name, other.name
+            ));
+        }
+        let usable = internet.hosts_if().is_some_and(|i| {
+            i.bridge.is_some() && i.addrs.first().is_some_and(|a| a.addr.addr().is_ipv4())
+        });
+        if !usable {
+            return invalid(format!(
+                "Router {} is marked internet but has no interface {INTERNET_HOSTS_IF} with an IPv4 address on a bridge, for its external hosts",
+                internet.name
+            ));
         }
     }
     Ok(())
@@ -273,6 +291,21 @@ mod tests {
                 {"name": "r2", "interfaces": [{"name": "eth0", "up": true, "addrs": [{"addr": "10.2.1.1/24"}], "bridge": "br-0a020100-24", "hidden_end": "v2"}]}
             ]
         })
+    }
+
+    #[test]
+    fn one_internet_router_at_most_and_with_its_hosts_interface() {
+        let hidden: NsName = "hidden".parse().unwrap();
+        let mut j = base();
+        j["routers"][1]["internet"] = serde_json::json!(true);
+        let e = validate(&topo(j.clone()), &hidden).unwrap_err().to_string();
+        assert!(e.contains("no interface hosts0"), "{e}");
+        j["routers"][1]["interfaces"][0]["name"] = serde_json::json!("hosts0");
+        validate(&topo(j.clone()), &hidden).unwrap();
+        j["routers"][0]["internet"] = serde_json::json!(true);
+        j["routers"][0]["interfaces"][0]["name"] = serde_json::json!("hosts0");
+        let e = validate(&topo(j), &hidden).unwrap_err().to_string();
+        assert!(e.contains("both marked internet"), "{e}");
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::{CliError, Ctx, print_json, utc};
 /// its address, and a default route via the router. If the router has no address in the
 /// host's subnet, the helper adds the subnet's first address to the router interface, and
 /// removes it with the last host that needs it.
+///
+/// An external host (`--internet`, on a network set up with `net setup --internet`) has a
+/// /32 public address, e.g. 8.8.8.8/32, behind the outside world's namespace: what the
+/// edge routers' default routes lead to.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -32,8 +36,12 @@ enum Command {
         #[arg(long, value_name = "CIDR")]
         ip: Cidr,
         /// The router it hangs off.
-        #[arg(long)]
-        router: NsName,
+        #[arg(long, required_unless_present = "internet")]
+        router: Option<NsName>,
+        /// An external host: behind the outside world's namespace (the network's router
+        /// marked internet, made by `net setup --internet`), with a /32 public address.
+        #[arg(long, conflicts_with = "router")]
+        internet: bool,
         /// The router interface facing it [default: the one with an address in its subnet,
         /// else the one the router routes its address through].
         #[arg(long, value_name = "IF")]
@@ -79,6 +87,24 @@ enum Command {
     },
 }
 
+/// The applied network's internet router (for `--internet`).
+async fn internet_router(ctx: &Ctx, internet: bool) -> Result<NsName, CliError> {
+    if !internet {
+        return Err(CliError::Usage("give --router ROUTER or --internet".into()));
+    }
+    let shown = ctx.client.net_show().await?;
+    let topology = shown.topology.ok_or_else(|| {
+        CliError::Other(
+            "no network is applied: build it first (`tsimctl net setup --internet`)".into(),
+        )
+    })?;
+    topology.internet().map(|r| r.name.clone()).ok_or_else(|| {
+        CliError::Other(
+            "the applied network has no outside world: apply it with `tsimctl net setup --internet`".into(),
+        )
+    })
+}
+
 /// Runs the command.
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
     match &args.command {
@@ -90,13 +116,18 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
             secondaries,
             tag,
             share,
+            internet,
         } => {
+            let router = match router {
+                Some(r) => r.clone(),
+                None => internet_router(ctx, *internet).await?,
+            };
             let added = ctx
                 .client
                 .host_add(HostAdd {
                     name: name.clone(),
                     ip: *ip,
-                    router: router.clone(),
+                    router,
                     router_if: router_if.clone(),
                     secondaries: secondaries.clone(),
                     tag: tag.clone(),

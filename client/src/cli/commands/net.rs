@@ -52,6 +52,13 @@ struct Source {
     /// side, each with its own helper and hidden namespace).
     #[arg(long, value_name = "PREFIX", default_value = "")]
     prefix: String,
+    /// Add the outside world: a namespace `internet` (after the prefix) that owns the
+    /// gateways the edge routers' default routes point at, routes only the uplink subnets
+    /// and public space (so only NATed traffic comes back), and holds the external hosts
+    /// (`host add --internet`). Off by default; the document marks it, so `net plan` shows
+    /// it and `net setup` without it removes it again.
+    #[arg(long)]
+    internet: bool,
 }
 
 /// Facts or a topology document.
@@ -96,6 +103,9 @@ impl Source {
     /// to standard error.
     fn load(&self) -> Result<Topology, CliError> {
         let mut topology = self.load_unprefixed()?;
+        if self.internet {
+            facts::internet::add(&mut topology).map_err(CliError::Usage)?;
+        }
         if !self.prefix.is_empty() {
             for router in &mut topology.routers {
                 let name = format!("{}{}", self.prefix, router.name);
