@@ -5,7 +5,8 @@
 # It shows: handshake and round trips; namespaces visible to `ip netns list`; an atomic batch
 # that fails and leaves nothing behind; the bundled example network (examples/facts) built
 # from facts, verified against them, probed from inside (ping, traceroute), test hosts added
-# (from the pool), an echo service probed over TCP, ping and trace from a host, and the
+# (from the pool), an echo service probed over TCP, ping and trace from a host, the outside
+# world (an external host at 8.8.8.8, reached through the edge's NAT both ways), and the
 # network torn down;
 # status with per-operation latencies; a clean shutdown.
 set -euo pipefail
@@ -47,8 +48,8 @@ show "$bin/tsimctl" ns del "${prefix}r2"
 
 # The example network, its routers' namespaces prefixed so that nothing else is touched.
 facts=examples/facts
-show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"
-show "$bin/tsimctl" net verify --facts "$facts" --prefix "$prefix"
+show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix" --internet
+show "$bin/tsimctl" net verify --facts "$facts" --prefix "$prefix" --internet
 show "$bin/tsimctl" net status
 show "$bin/tsimctl" net status "${prefix}edge"
 # Probes from inside the namespaces (the helper's own probes come with the probe commands).
@@ -67,12 +68,22 @@ show "$bin/tsimctl" probe ping --from "${prefix}cli" 10.0.3.100 -c 3 -i 0.05
 show "$bin/tsimctl" probe trace --from "${prefix}cli" 10.0.3.100
 printf '\n$ tsimctl probe udp --from cli 10.0.3.100:53   # lab forwards no UDP to its subnet\n'
 "$bin/tsimctl" probe udp --from "${prefix}cli" 10.0.3.100:53 --wait 0.3 || echo "(exit status $?)"
+# The outside world: an external host at 8.8.8.8, behind the internet namespace that owns
+# edge's upstream gateway 192.0.2.254. Out through edge's MASQUERADE; in through its DNAT of
+# 8080 to web:80.
+show "$bin/tsimctl" host add "${prefix}ext" --ip 8.8.8.8/32 --internet --tag demo
+show "$bin/tsimctl" probe trace --from "${prefix}web" 8.8.8.8
+show "$bin/tsimctl" probe ping --from "${prefix}web" 8.8.8.8 -c 2 -i 0.05
+show "$bin/tsimctl" probe tcp --from "${prefix}ext" 192.0.2.1:8080 -m "from the internet, DNATed"
+printf '\n$ tsimctl probe ping --from ext 10.0.3.100   # the inside is not routed from outside\n'
+"$bin/tsimctl" probe ping --from "${prefix}ext" 10.0.3.100 -c 1 -W 0.3 || echo "(exit status $?)"
 show "$bin/tsimctl" svc list
 show ip -n "${prefix}lab" -br addr show eth1     # 10.7.7.1 was added for db
 show "$bin/tsimctl" host del "${prefix}db"
 show ip -n "${prefix}lab" -br addr show eth1     # and went with it
 show "$bin/tsimctl" host clean --tag demo
-show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"   # the same facts: nothing to do
+show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix" --internet   # the same: nothing to do
+show "$bin/tsimctl" net setup --facts "$facts" --prefix "$prefix"   # without the outside world: it alone goes
 show "$bin/tsimctl" net teardown
 show "$bin/tsimctl" status
 kill -TERM "$helper_pid"; wait "$helper_pid"; helper_pid=

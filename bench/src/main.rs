@@ -934,12 +934,25 @@ fn main() -> anyhow::Result<()> {
                 ms(r.old_teardown),
                 ratio(r.old_teardown, r.teardown_median())
             );
-            if let net::Source::Facts(_) = source {
+            if let net::Source::Facts(dir) = source {
                 let took =
                     net::teardown_with_hosts(&tsimctl, &helper.socket, source, 100, &settle)?;
                 println!(
                     "| `tsimctl net teardown` of {label} with 100 hosts on it, end to end (target ≤ 0.2 s) | {} | | |",
                     ms(took)
+                );
+                let (without, with, added) =
+                    net::internet_cost(&tsimctl, &helper.socket, dir, args.net_rounds, &settle)?;
+                println!(
+                    "| `tsimctl net setup --internet` of {label} (the outside world too: one more router, one more bridge), end to end, median of {} | {} | the same without `--internet`: {} | {:.2}× |",
+                    args.net_rounds,
+                    ms(with),
+                    ms(without),
+                    with.as_secs_f64() / without.as_secs_f64()
+                );
+                println!(
+                    "| `tsimctl net setup --internet` on {label} in place (the diff adds the outside world alone) | {} | | |",
+                    ms(added)
                 );
             }
         }

@@ -118,6 +118,36 @@ pub fn measure(
     })
 }
 
+/// What `--internet` adds: `net setup` of `facts` from nothing with and without it
+/// (interleaved, `rounds` each, a teardown after each), and the diff that adds the outside
+/// world alone to the network in place. Medians: (without, with, added alone).
+pub fn internet_cost(
+    tsimctl_bin: &Path,
+    socket: &Path,
+    facts: &Path,
+    rounds: usize,
+    settle: &dyn Fn(),
+) -> anyhow::Result<(Duration, Duration, Duration)> {
+    let prefix = format!("bi{:x}-", std::process::id());
+    let dir = facts.display().to_string();
+    let plain = [
+        "net", "setup", "--facts", &dir, "--prefix", &prefix, "--quiet",
+    ];
+    let mut with = plain.to_vec();
+    with.push("--internet");
+    let (mut without_s, mut with_s, mut added_s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        settle();
+        without_s.push(tsimctl(tsimctl_bin, socket, &plain)?);
+        added_s.push(tsimctl(tsimctl_bin, socket, &with)?);
+        tsimctl(tsimctl_bin, socket, &["net", "teardown"])?;
+        settle();
+        with_s.push(tsimctl(tsimctl_bin, socket, &with)?);
+        tsimctl(tsimctl_bin, socket, &["net", "teardown"])?;
+    }
+    Ok((median(&without_s), median(&with_s), median(&added_s)))
+}
+
 /// Sets up the network of `source`, adds `hosts` hosts spread over its routers (one request,
 /// each host behind the first bridged interface of its router, in a subnet of its own that
 /// needs an added gateway), and returns how long `tsimctl net teardown` takes to remove it
@@ -386,6 +416,7 @@ pub fn synthetic(prefix: &str, routers: usize, links: usize, routes: usize) -> T
             }],
             ipset: None,
             iptables: Some(firewall.clone()),
+            internet: false,
         });
     }
     topology
