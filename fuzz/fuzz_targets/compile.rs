@@ -5,7 +5,8 @@
 //! and raw facts after it. The compiler must be deterministic and independent of the order
 //! of the files; its topology must survive the wire and the helper's JSON record, pass the
 //! helper's `validate` (also with policy routes left out by `effective`), and differ from
-//! itself by nothing (`diff`).
+//! itself by nothing (`diff`); with the outside world added (`--internet`), the same, and
+//! the difference from the plain topology is the internet router alone.
 
 #![no_main]
 
@@ -64,5 +65,15 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(plan) = &first {
         check(&plan.topology);
+        // With the outside world: still valid, and the difference is that one router.
+        let mut with = plan.topology.clone();
+        if facts::internet::add(&mut with).is_ok() {
+            check(&with);
+            let d = network::diff(&plan.topology, &with);
+            assert_eq!(d.add_routers.len(), 1, "--internet adds one router");
+            assert!(d.add_routers[0].internet);
+            assert!(d.change_routers.is_empty() && d.remove_routers.is_empty());
+            assert_eq!(network::diff(&with, &plan.topology).remove_routers.len(), 1);
+        }
     }
 });

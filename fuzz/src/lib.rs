@@ -129,7 +129,7 @@ pub const KEYS: &[&str] = &[
     "action", "addr", "addrs", "admin", "ageing_time", "atomic", "bridge", "bridges",
     "broadcast", "client", "code", "count", "counters", "delay_ms", "delay_us", "dev", "dport",
     "dst", "family", "from", "fwmark", "fwmask", "gateway", "hidden_end", "id", "iif",
-    "interfaces", "interval_ms", "ip", "ipproto", "ipset", "iptables", "ipv6", "key", "kind",
+    "interfaces", "internet", "interval_ms", "ip", "ipproto", "ipset", "iptables", "ipv6", "key", "kind",
     "lladdr", "mac", "master", "max_hops", "message", "metric", "mode", "mtu", "name",
     "nexthops", "noflush", "nomaster", "ns", "oif", "onlink", "op", "op_index", "ops", "owner",
     "payload", "peer_master", "peer_name", "peer_ns", "policy", "policy_tables", "port",
@@ -151,7 +151,7 @@ pub const WORDS: &[&str] = &[
     "net.ipv6.conf.x.disable_ipv6", "1", "0 2147483647", "global", "link", "host", "unicast",
     "blackhole", "static", "kernel", "tcp", "udp", "icmp", "inet", "inet6", "lookup",
     "prohibit", "filter", "mangle", "nat", "request", "hello", "cancel", "permanent",
-    "reachable", "*filter\nCOMMIT\n",
+    "reachable", "*filter\nCOMMIT\n", "hosts0", "internet", "8.8.8.8/32",
 ];
 
 /// A sysctl key put together from its parts, with dots or slashes between them, and an
