@@ -77,6 +77,9 @@ show "$bin/tsimctl" probe ping --from "${prefix}web" 8.8.8.8 -c 2 -i 0.05
 show "$bin/tsimctl" probe tcp --from "${prefix}ext" 192.0.2.1:8080 -m "from the internet, DNATed"
 printf '\n$ tsimctl probe ping --from ext 10.0.3.100   # the inside is not routed from outside\n'
 "$bin/tsimctl" probe ping --from "${prefix}ext" 10.0.3.100 -c 1 -W 0.3 || echo "(exit status $?)"
+# What edge's firewall logged (its LOG rule for dropped input, applied as NFLOG).
+show "$bin/tsimctl" probe tcp --from "${prefix}cli" 192.0.2.1:23 --wait 0.2 || echo "(exit status $?)"
+show "$bin/tsimctl" net log "${prefix}edge"
 show "$bin/tsimctl" svc list
 show ip -n "${prefix}lab" -br addr show eth1     # 10.7.7.1 was added for db
 show "$bin/tsimctl" host del "${prefix}db"

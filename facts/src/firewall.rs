@@ -2,21 +2,55 @@
 
 use std::collections::HashMap;
 
+use tsim_protocol::topology::LOG_GROUP;
+
 /// `iptables-save` text made fit for `iptables-restore` in a namespace: collector noise
 /// (`---`, `EXIT_CODE:` lines) and rules with `-m time` (which would make the result depend
-/// on the clock) dropped. `None` when nothing is left.
+/// on the clock) dropped, and `LOG` rules applied as `NFLOG` (see [`log_as_nflog`]). `None`
+/// when nothing is left.
 pub fn iptables(text: &str) -> Option<String> {
-    let lines: Vec<&str> = text
+    let lines: Vec<String> = text
         .lines()
         .map(str::trim_end)
         .filter(|l| {
             *l != "---" && !l.starts_with("EXIT_CODE:") && !l.contains("-m time") && !l.is_empty()
         })
+        .map(log_as_nflog)
         .collect();
     if !lines.iter().any(|l| l.starts_with('*')) {
         return None;
     }
     Some(lines.join("\n") + "\n")
+}
+
+/// A rule ending in `-j LOG [options]` as the same rule ending in `-j NFLOG --nflog-prefix
+/// "P" --nflog-group G` (spelled as `iptables-save` prints it), with the same prefix and the
+/// group [`LOG_GROUP`]: the kernel's `LOG` target writes nothing from a namespace other than
+/// the machine's own unless a machine-wide sysctl says so, which the helper does not change,
+/// while `NFLOG` hands the packet to the helper, which reads it in the router's namespace and
+/// prints it as `LOG` would (`net log`). The `LOG` options other than the prefix (level, TCP
+/// sequence and options, IP options, uid, MAC decoding) have no `NFLOG` spelling and are left
+/// out. Any other line is unchanged.
+pub fn log_as_nflog(line: &str) -> String {
+    let Some(at) = line.find(" -j LOG") else {
+        return line.to_owned();
+    };
+    let (rule, target) = line.split_at(at);
+    let options = &target[" -j LOG".len()..];
+    if !(options.is_empty() || options.starts_with(' ')) {
+        return line.to_owned(); // -j LOGSOMETHING: another target
+    }
+    let mut out = format!("{rule} -j NFLOG");
+    if let Some(p) = options.find("--log-prefix ") {
+        let rest = &options[p + "--log-prefix ".len()..];
+        let prefix = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next().unwrap_or(""),
+            None => rest.split_whitespace().next().unwrap_or(""),
+        };
+        out.push_str(&format!(" --nflog-prefix \"{prefix}\""));
+    }
+    out.push_str(&format!(" --nflog-group {LOG_GROUP}"));
+    out
 }
 
 /// `ipset save` text made fit for `ipset restore`: timeouts dropped (entries become
@@ -80,6 +114,39 @@ fn strip_timeout(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_rules_become_nflog_rules_with_the_same_prefix() {
+        let group = LOG_GROUP;
+        for (facts, want) in [
+            (
+                "-A POSTROUTING -s 10.1.0.0/16 -o eth0 -j LOG --log-prefix \"NAT-MASQ-10_1_0_0: \"",
+                format!(
+                    "-A POSTROUTING -s 10.1.0.0/16 -o eth0 -j NFLOG --nflog-prefix \"NAT-MASQ-10_1_0_0: \" --nflog-group {group}"
+                ),
+            ),
+            (
+                "-A EDGE_IN -j LOG --log-prefix \"EDGE-IN-DROP: \" --log-level 4 --log-uid",
+                format!(
+                    "-A EDGE_IN -j NFLOG --nflog-prefix \"EDGE-IN-DROP: \" --nflog-group {group}"
+                ),
+            ),
+            (
+                "-A INPUT -p tcp -j LOG",
+                format!("-A INPUT -p tcp -j NFLOG --nflog-group {group}"),
+            ),
+            ("-A INPUT -j LOGGER", "-A INPUT -j LOGGER".to_owned()),
+            ("-A INPUT -j ACCEPT", "-A INPUT -j ACCEPT".to_owned()),
+            (":LOG_CHAIN - [0:0]", ":LOG_CHAIN - [0:0]".to_owned()),
+        ] {
+            assert_eq!(log_as_nflog(facts), want);
+        }
+        let payload = iptables("*filter\n-A INPUT -j LOG --log-prefix \"X: \"\nCOMMIT\n").unwrap();
+        assert!(
+            payload.contains("-j NFLOG --nflog-prefix \"X: \""),
+            "{payload}"
+        );
+    }
 
     #[test]
     fn iptables_transform() {

@@ -27,6 +27,10 @@ fn is_false(b: &bool) -> bool {
 /// address, on-link; the internet router reaches every public address through it.
 pub const INTERNET_HOSTS_IF: &str = "hosts0";
 
+/// The `NFLOG` group the routers' `LOG` rules are applied as (`--nflog-group`); the helper
+/// reads it in each router's namespace (`net_log`). Since protocol 1.4.
+pub const LOG_GROUP: u16 = 7473;
+
 /// The whole simulated network.
 ///
 /// Since protocol 1.1.

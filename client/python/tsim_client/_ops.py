@@ -193,6 +193,15 @@ class Operations:
         """``net_show``: the applied network's document, warnings and time."""
         return self._one(_op("net_show"))
 
+    def net_log(self, router: Optional[str] = None, after: Optional[int] = None,
+                since_ms: Optional[int] = None, limit: Optional[int] = None) -> Any:
+        """``net_log`` (protocol 1.4): what the routers' firewall LOG rules logged, oldest
+        first, each entry's ``line`` as the kernel's LOG prints it; pass the answer's
+        ``last`` as ``after`` to get only what came since. Raises ``NotFound`` for a router
+        not in the applied network."""
+        return self._one(_op("net_log", router=router, after=after, since_ms=since_ms,
+                             limit=limit))
+
     def net_teardown(self) -> Any:
         """``net_teardown``: removes the network and everything on it. Root or the admin
         group only (``PermissionDenied``)."""

@@ -10,5 +10,6 @@ pub(crate) mod firewall;
 pub(crate) mod jail;
 pub(crate) mod netlink;
 pub(crate) mod netns;
+pub(crate) mod nflog;
 pub(crate) mod nlmsg;
 pub(crate) mod tools;

@@ -40,6 +40,8 @@ pub struct Helper {
     pub gateways: Gateways,
     /// The echo services.
     pub services: crate::managed::services::Services,
+    /// The routers' firewall logs.
+    pub logs: crate::managed::logs::Logs,
     /// Requests running per uid, over all connections (for `--quota-in-flight`).
     pub uid_in_flight: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
     /// Whether the kernel has the dummy driver: 0 not known yet, 1 yes, 2 no.
@@ -108,6 +110,7 @@ impl Helper {
             tools,
             jail,
             gateways: Gateways::default(),
+            logs: crate::managed::logs::Logs::default(),
             services: crate::managed::services::Services::new(svc_limits),
             uid_in_flight: std::sync::Mutex::new(std::collections::HashMap::new()),
             dummy_driver: AtomicU8::new(0),

@@ -4,6 +4,7 @@
 
 pub(crate) mod context;
 pub(crate) mod hosts;
+pub(crate) mod logs;
 pub(crate) mod registry;
 pub(crate) mod services;
 pub(crate) mod state;

@@ -32,6 +32,7 @@ mod neigh_delete;
 mod neigh_flush;
 mod neigh_replace;
 mod net_apply;
+mod net_log;
 mod net_show;
 mod net_teardown;
 mod netem_delete;
@@ -285,8 +286,21 @@ pub async fn recover(
 ) {
     crate::managed::hosts::recover_gateways(helper, &recovery.lost_hosts).await;
     helper.services.restore(helper).await;
+    start_logs(helper).await;
     reach::sweep(helper).await;
     tokio::spawn(pool::run(helper.clone()));
+}
+
+/// At start: reads the firewall logs of the applied network's routers.
+async fn start_logs(helper: &Helper) {
+    let Ok(Some(net)) = helper.registry.store().net() else {
+        return;
+    };
+    for router in &net.topology.routers {
+        if let Some(entry) = helper.registry.lookup_for_undo(&router.name) {
+            helper.logs.start(helper, &router.name, entry.ino).await;
+        }
+    }
 }
 
 /// Runs one operation, recording its effects in `txn`.
@@ -329,6 +343,7 @@ pub async fn dispatch(ctx: &OpCtx<'_>, op: Op, txn: &mut Txn) -> Result<OpResult
         Op::IpsetSave(args) => ipset_save::handle(ctx, args).await,
         Op::NetApply(args) => net_apply::handle(ctx, args, txn).await,
         Op::NetShow(args) => net_show::handle(ctx, args),
+        Op::NetLog(args) => net_log::handle(ctx, args),
         Op::NetTeardown(args) => net_teardown::handle(ctx, args, txn).await,
         Op::HostAdd(args) => host::add(ctx, args, txn).await,
         Op::HostDelete(args) => host::delete(ctx, args, txn).await,
@@ -382,7 +397,12 @@ pub fn is_undoable(op: &Op) -> bool {
 pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
-        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) | Op::HostList(_) | Op::SvcList(_) => true,
+        Op::Status(_)
+        | Op::NsList(_)
+        | Op::NetShow(_)
+        | Op::NetLog(_)
+        | Op::HostList(_)
+        | Op::SvcList(_) => true,
         _ => false,
     }
 }

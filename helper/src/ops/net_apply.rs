@@ -795,6 +795,15 @@ fn finish(
         .map(|r| r.warnings.as_slice())
         .unwrap_or(&[]);
     let warnings = network::carry_warnings(previous, new_warnings, desired, d);
+    // Every router's firewall log is read from the commit on (a no-op for those read already).
+    for router in &desired.routers {
+        if let Some(entry) = helper.registry.lookup_for_undo(&router.name) {
+            txn.push(Effect::LogWanted {
+                router: router.name.clone(),
+                ino: entry.ino,
+            });
+        }
+    }
     super::pool::kick(helper);
     let new_record = NetRecord::new(desired.clone(), policy_tables, warnings.clone(), now_ms());
     helper.registry.store().save_net(Some(&new_record))?;

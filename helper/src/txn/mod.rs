@@ -42,6 +42,13 @@ pub enum Effect {
         /// Its inode.
         ino: u64,
     },
+    /// A router's firewall log is to be read once the request commits (nothing to undo).
+    LogWanted {
+        /// The router.
+        router: NsName,
+        /// Its namespace's inode.
+        ino: u64,
+    },
     /// A namespace was removed from `/run/netns`; the handle keeps it alive until commit.
     NsDeleted {
         /// Its name.
@@ -179,9 +186,15 @@ impl Txn {
                 | Effect::SvcStopped { .. }
                 | Effect::LeaseTaken { .. }
                 | Effect::LeaseReleased { .. } => {}
+                Effect::LogWanted { router, ino } => {
+                    if !deleted.contains(&router) {
+                        helper.logs.start(helper, &router, ino).await;
+                    }
+                }
                 Effect::NsDeleted { name, handle } => {
-                    // Its services' sockets would keep the namespace alive.
+                    // Its services' and its log's sockets would keep the namespace alive.
                     helper.services.stop_ns(helper, &name);
+                    helper.logs.stop(&name);
                     drop(handle);
                     helper.registry.finish_delete(&name);
                 }
@@ -240,6 +253,7 @@ impl Txn {
 
     async fn undo(&self, helper: &Helper, effect: Effect) {
         match effect {
+            Effect::LogWanted { .. } => {}
             Effect::Reserved { name } => self.give_up(helper, &name).await,
             Effect::NsCreated { name, ino } => {
                 match helper.netns.detach(&name, ino).await {

@@ -200,6 +200,8 @@ define_ops! {
     NetShow(NetShow) -> NetShown, "net_show" net_show, false;
     /// Remove the network and everything on it.
     NetTeardown(NetTeardown) -> NetTornDown, "net_teardown" net_teardown, true;
+    /// What the routers' firewall `LOG` rules logged.
+    NetLog(NetLog) -> NetLogged, "net_log" net_log, false;
     /// Add a test host to the simulated network.
     HostAdd(HostAdd) -> HostAdded, "host_add" host_add, true;
     /// Delete a host.

@@ -104,3 +104,60 @@ pub struct NetTornDown {
     #[serde(default)]
     pub hosts: u32,
 }
+
+/// Arguments of `net_log`: what the routers' firewall `LOG` rules logged (applied as `NFLOG`
+/// to [`crate::topology::LOG_GROUP`], read by the helper in each router's namespace, kept in
+/// a bounded ring per router). Open to every authorized caller.
+///
+/// Since protocol 1.4.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetLog {
+    /// Only this router's entries (default: every router's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<NsName>,
+    /// Only entries with a sequence number above this one (to follow the log: pass the
+    /// answer's `last`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    /// Only entries logged at or after this time, Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<u64>,
+    /// At most this many entries, the newest (1 to 10000, default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// One logged packet.
+///
+/// Since protocol 1.4.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Its sequence number, helper-wide, increasing (from 1).
+    pub seq: u64,
+    /// The router that logged it.
+    pub router: NsName,
+    /// When the helper received it, Unix milliseconds.
+    pub time_ms: u64,
+    /// The rule's log prefix (as `--log-prefix` gave it).
+    pub prefix: String,
+    /// The rest of the line as the kernel's `LOG` target prints it: `IN=eth1 OUT=eth0
+    /// SRC=10.1.1.1 DST=8.8.8.8 LEN=84 … PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1`.
+    pub line: String,
+}
+
+/// Result of `net_log`.
+///
+/// Since protocol 1.4.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetLogged {
+    /// The entries, oldest first.
+    pub entries: Vec<LogEntry>,
+    /// The highest sequence number logged so far (0 if none): the next request's `after`.
+    pub last: u64,
+    /// Entries the rings have let go since the start (each keeps the newest 4096 per router).
+    #[serde(default)]
+    pub dropped: u64,
+    /// Routers whose log cannot be read, with why (a kernel without `nfnetlink_log`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
+}

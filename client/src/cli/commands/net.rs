@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::facts;
 use crate::network::{self, Kind, Problem, RouterReport, RouterStatus};
 use crate::{Client, RequestOptions};
-use tsim_protocol::ops::{NetApplied, NetApply, NetShow, NetShown, NetTeardown};
+use tsim_protocol::ops::{NetApplied, NetApply, NetLog, NetShow, NetShown, NetTeardown};
 use tsim_protocol::topology::Topology;
 use tsim_protocol::{NsName, Op, OpResult};
 
@@ -21,7 +21,8 @@ use super::{CliError, Ctx, print_json};
 /// them) or of JSON facts (`<router>.json`). `net plan` compiles them into the topology
 /// document the helper applies; `net setup` applies it (only what differs from the network
 /// in place is touched); `net verify` compares the kernel with the facts; `net status` shows
-/// what the routers hold; `net teardown` removes it all. Setup and teardown need root or the
+/// what the routers hold; `net log` shows what their firewalls' LOG rules logged;
+/// `net teardown` removes it all. Setup and teardown need root or the
 /// helper's admin group.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,6 +42,28 @@ enum Command {
     Status(StatusArgs),
     /// Remove the network: routers, bridges, and everything attached to them.
     Teardown,
+    /// Show what the routers' firewall LOG rules logged.
+    ///
+    /// The facts' `-j LOG` rules are applied as `-j NFLOG` with the same prefix (a kernel's
+    /// LOG writes nothing from inside a network namespace); the helper reads them in each
+    /// router and keeps the newest 4096 per router. Each line reads as the kernel's LOG
+    /// would print it: time, router, prefix, IN=, OUT=, MAC=, SRC=, DST=, and so on.
+    Log(LogArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LogArgs {
+    /// Only this router's entries.
+    router: Option<NsName>,
+    /// Keep printing new entries as they come, until interrupted.
+    #[arg(long, short)]
+    follow: bool,
+    /// Only entries of the last SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    since: Option<f64>,
+    /// At most this many entries (the newest; 1-10000).
+    #[arg(long, short = 'n', default_value_t = 1000)]
+    lines: u32,
 }
 
 /// Where the network comes from.
@@ -171,6 +194,67 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
         Command::Verify(source) => verify(ctx, source).await,
         Command::Status(a) => status(ctx, a).await,
         Command::Teardown => teardown(ctx).await,
+        Command::Log(a) => log(ctx, a).await,
+    }
+}
+
+async fn log(ctx: &Ctx, args: &LogArgs) -> Result<(), CliError> {
+    let since_ms = match args.since {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            Some(now.saturating_sub((s * 1000.0) as u64))
+        }
+        Some(s) => {
+            return Err(CliError::Usage(format!(
+                "--since {s}: give seconds, 0 or more"
+            )));
+        }
+        None => None,
+    };
+    let mut after = None;
+    let mut warned = false;
+    loop {
+        let got = ctx
+            .client
+            .op()
+            .net_log(NetLog {
+                router: args.router.clone(),
+                after,
+                since_ms,
+                limit: Some(args.lines),
+            })
+            .await?;
+        if !warned {
+            for u in &got.unavailable {
+                eprintln!("tsimctl: warning: no log from {u}");
+            }
+            warned = true;
+        }
+        if ctx.json && !args.follow {
+            print_json(&got);
+            return Ok(());
+        }
+        for e in &got.entries {
+            if ctx.json {
+                println!("{}", serde_json::to_string(e).unwrap_or_default());
+            } else {
+                println!(
+                    "{} {} {}{}",
+                    super::utc(e.time_ms),
+                    e.router,
+                    e.prefix,
+                    e.line
+                );
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        after = Some(got.last);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
