@@ -116,7 +116,14 @@ impl Logs {
                 reader.unavailable = Some(why);
             }
         }
-        self.lock().insert(name.clone(), reader);
+        let mut readers = self.lock();
+        if readers
+            .get(name)
+            .is_some_and(|r| r.ino == ino && r.task.is_some())
+        {
+            return; // Another start got there first; ours closes as it drops.
+        }
+        readers.insert(name.clone(), reader);
     }
 
     /// Stops reading router `name` and forgets its ring (its namespace is being deleted).

@@ -296,11 +296,23 @@ async fn start_logs(helper: &Helper) {
     let Ok(Some(net)) = helper.registry.store().net() else {
         return;
     };
-    for router in &net.topology.routers {
-        if let Some(entry) = helper.registry.lookup_for_undo(&router.name) {
-            helper.logs.start(helper, &router.name, entry.ino).await;
-        }
-    }
+    let wanted: Vec<_> = net
+        .topology
+        .routers
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.name.clone(),
+                helper.registry.lookup_for_undo(&r.name)?.ino,
+            ))
+        })
+        .collect();
+    futures::future::join_all(
+        wanted
+            .iter()
+            .map(|(router, ino)| helper.logs.start(helper, router, *ino)),
+    )
+    .await;
 }
 
 /// Runs one operation, recording its effects in `txn`.

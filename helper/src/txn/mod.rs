@@ -175,6 +175,7 @@ impl Txn {
                 _ => None,
             })
             .collect();
+        let mut logs_wanted = Vec::new();
         for effect in self.effects.drain(..) {
             match effect {
                 Effect::Reserved { .. }
@@ -188,7 +189,7 @@ impl Txn {
                 | Effect::LeaseReleased { .. } => {}
                 Effect::LogWanted { router, ino } => {
                     if !deleted.contains(&router) {
-                        helper.logs.start(helper, &router, ino).await;
+                        logs_wanted.push((router, ino));
                     }
                 }
                 Effect::NsDeleted { name, handle } => {
@@ -220,6 +221,13 @@ impl Txn {
                 Effect::HostGone { .. } => {}
             }
         }
+        // The routers' log readers, all at once (each opens its socket on a thread of its own).
+        futures::future::join_all(
+            logs_wanted
+                .iter()
+                .map(|(router, ino)| helper.logs.start(helper, router, *ino)),
+        )
+        .await;
         Ok(())
     }
 
