@@ -5,9 +5,9 @@ use std::path::Path;
 
 use tokio::runtime::Runtime;
 use tsim_protocol::ops::{
-    HostAdd, HostAdded, HostInfo, IptablesSave, NetApplied, NetApply, NetShown, NetTornDown,
-    NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace, ReachResult,
-    StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult, Transport,
+    HostAdd, HostAdded, HostInfo, IptablesSave, NetApplied, NetApply, NetLog, NetLogged, NetShown,
+    NetTornDown, NsInfo, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace,
+    ReachResult, StatusReport, SvcAddr, SvcInfo, SvcStart, TraceResult, Transport,
 };
 use tsim_protocol::{NsName, Op, OpResult, Tag, Welcome};
 
@@ -159,6 +159,11 @@ impl BlockingClient {
     /// The applied topology, if any.
     pub fn net_show(&self) -> Result<NetShown, ClientError> {
         self.runtime.block_on(self.client.net_show())
+    }
+
+    /// What the routers' firewall LOG rules logged (see [`NetLog`]).
+    pub fn net_log(&self, args: NetLog) -> Result<NetLogged, ClientError> {
+        self.runtime.block_on(self.client.net_log(args))
     }
 
     /// Removes the simulated network (root or the admin group).

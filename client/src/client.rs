@@ -20,9 +20,10 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tsim_protocol::frame::{decode_body, encode_body};
 use tsim_protocol::ops::{
     HostAdd, HostAdded, HostClean, HostDelete, HostInfo, HostList, IptablesSave, NetApplied,
-    NetApply, NetShow, NetShown, NetTeardown, NetTornDown, NsCreate, NsDelete, NsInfo, NsList,
-    Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeTrace, ReachResult,
-    Status, StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop, TraceResult, Transport,
+    NetApply, NetLog, NetLogged, NetShow, NetShown, NetTeardown, NetTornDown, NsCreate, NsDelete,
+    NsInfo, NsList, Ping, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach,
+    ProbeTrace, ReachResult, Status, StatusReport, SvcAddr, SvcInfo, SvcList, SvcStart, SvcStop,
+    TraceResult, Transport,
 };
 use tsim_protocol::version::{self, DEFAULT_MAX_FRAME, HEADER_LEN};
 use tsim_protocol::{
@@ -454,6 +455,11 @@ impl Client {
             OpResult::NetShow(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// What the routers' firewall LOG rules logged (see [`NetLog`]).
+    pub async fn net_log(&self, args: NetLog) -> Result<NetLogged, ClientError> {
+        self.op().net_log(args).await
     }
 
     /// Removes the simulated network (root or the admin group).

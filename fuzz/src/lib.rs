@@ -126,7 +126,7 @@ pub fn routers(data: &[u8]) -> Vec<(String, PathBuf, String)> {
 /// structured generator builds maps the decoder recognises.
 #[rustfmt::skip]
 pub const KEYS: &[&str] = &[
-    "action", "addr", "addrs", "admin", "ageing_time", "atomic", "bridge", "bridges",
+    "action", "addr", "addrs", "after", "limit", "since_ms", "admin", "ageing_time", "atomic", "bridge", "bridges",
     "broadcast", "client", "code", "count", "counters", "delay_ms", "delay_us", "dev", "dport",
     "dst", "family", "from", "fwmark", "fwmask", "gateway", "hidden_end", "id", "iif",
     "interfaces", "internet", "interval_ms", "ip", "ipproto", "ipset", "iptables", "ipv6", "key", "kind",

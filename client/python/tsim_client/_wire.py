@@ -15,7 +15,7 @@ IDEMPOTENT = frozenset(
     {
         "ping", "status", "ns_list", "host_list", "svc_list", "net_show", "link_list",
         "addr_list", "route_list", "route_get", "rule_list", "sysctl_get", "iptables_save",
-        "ipset_save", "probe_tcp", "probe_udp", "probe_ping", "probe_trace",
+        "ipset_save", "probe_tcp", "probe_udp", "probe_ping", "probe_trace", "net_log",
     }
 )
 
