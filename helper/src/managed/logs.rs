@@ -148,10 +148,14 @@ impl Logs {
                 out.unavailable.push(format!("{name}: {why}"));
             }
             let ring = reader.ring.lock().unwrap_or_else(|p| p.into_inner());
+            // The newest `limit` of each ring are all that can be in the answer.
             out.entries.extend(
                 ring.entries
                     .iter()
-                    .filter(|e| e.seq > after && e.time_ms >= since_ms)
+                    .rev()
+                    .take_while(|e| e.seq > after)
+                    .filter(|e| e.time_ms >= since_ms)
+                    .take(limit)
                     .cloned(),
             );
         }

@@ -409,12 +409,7 @@ pub fn is_undoable(op: &Op) -> bool {
 pub fn is_immediate(op: &Op) -> bool {
     match op {
         Op::Ping(p) => p.delay_ms.is_none(),
-        Op::Status(_)
-        | Op::NsList(_)
-        | Op::NetShow(_)
-        | Op::NetLog(_)
-        | Op::HostList(_)
-        | Op::SvcList(_) => true,
+        Op::Status(_) | Op::NsList(_) | Op::NetShow(_) | Op::HostList(_) | Op::SvcList(_) => true,
         _ => false,
     }
 }
