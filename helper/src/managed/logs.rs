@@ -40,6 +40,14 @@ struct Reader {
     unavailable: Option<String>,
 }
 
+impl Reader {
+    /// Whether this reader reads namespace `ino` now: its task runs (one that stopped on
+    /// an error, or a router whose log could not be opened, is tried again).
+    fn serves(&self, ino: u64) -> bool {
+        self.ino == ino && self.task.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
         if let Some(t) = self.task.take() {
@@ -77,7 +85,7 @@ impl Logs {
     /// Starts reading router `name` (namespace inode `ino`) unless it is read already. A
     /// kernel that cannot give the group is recorded (and logged), not an error.
     pub async fn start(&self, helper: &Helper, name: &NsName, ino: u64) {
-        if self.lock().get(name).is_some_and(|r| r.ino == ino) {
+        if self.lock().get(name).is_some_and(|r| r.serves(ino)) {
             return;
         }
         let opened = helper
@@ -117,10 +125,7 @@ impl Logs {
             }
         }
         let mut readers = self.lock();
-        if readers
-            .get(name)
-            .is_some_and(|r| r.ino == ino && r.task.is_some())
-        {
+        if readers.get(name).is_some_and(|r| r.serves(ino)) {
             return; // Another start got there first; ours closes as it drops.
         }
         readers.insert(name.clone(), reader);
