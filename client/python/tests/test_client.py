@@ -24,7 +24,7 @@ from tsim_client import _wire
 
 def test_handshake_ping_status(helper):
     with Client(helper.socket) as c:
-        assert c.welcome["protocol"] == [1, 3]
+        assert c.welcome["protocol"] == [1, 4]
         assert c.welcome["peer"]["uid"] == 0
         assert c.ping() == {}
         status = c.status()
@@ -246,7 +246,7 @@ def test_a_wrong_protocol_version_is_refused(helper, monkeypatch):
 def test_the_asyncio_client(helper):
     async def main():
         c = await AsyncClient.connect(helper.socket)
-        assert c.welcome["protocol"] == [1, 3]
+        assert c.welcome["protocol"] == [1, 4]
         results = await asyncio.gather(*[c.ping() for _ in range(200)])
         assert results == [{}] * 200
         a = helper.ns("a")
