@@ -180,6 +180,7 @@ fn next_op(plan: &Plan, mix: &mut Mix, c: usize, i: usize, live: &Option<NsName>
                 src: None,
                 message: Some(format!("load {c} {i}")),
                 timeout_ms: Some(5000),
+                explain: false,
             };
             // 7 of 10 over TCP.
             if (r >> 16) % 10 < 7 {

@@ -117,6 +117,7 @@ pub fn measure(
         src: None,
         message: Some("Test\n".into()),
         timeout_ms: Some(5000),
+        explain: false,
     };
     let mut lib = Vec::with_capacity(n);
     for _ in 0..n {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// The protocol major version. Peers with different majors refuse each other.
 pub const MAJOR: u16 = 1;
 /// The protocol minor version. A minor bump only adds (operations, optional fields).
-pub const MINOR: u16 = 4;
+pub const MINOR: u16 = 5;
 /// The version this crate speaks.
 pub const CURRENT: ProtocolVersion = ProtocolVersion {
     major: MAJOR,

@@ -441,9 +441,13 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         (
             (ns(), ip(), any::<u16>(), option::of(ip())),
-            (option::of(any::<String>()), option::of(any::<u32>())),
+            (
+                option::of(any::<String>()),
+                option::of(any::<u32>()),
+                any::<bool>(),
+            ),
         )
-            .prop_map(|((ns, dst, port, src), (message, timeout_ms))| {
+            .prop_map(|((ns, dst, port, src), (message, timeout_ms, explain))| {
                 Op::ProbeTcp(ProbeEcho {
                     ns,
                     dst,
@@ -451,6 +455,7 @@ fn op() -> impl Strategy<Value = Op> {
                     src,
                     message,
                     timeout_ms,
+                    explain,
                 })
             }),
         (
@@ -588,9 +593,11 @@ fn op_result() -> impl Strategy<Value = OpResult> {
             any::<u32>(),
             vec((any::<u32>(), ip(), any::<u64>(), any::<u8>()), 0..3),
             vec((any::<u32>(), ip(), any::<String>(), any::<u8>()), 0..3),
+            option::of(explanation()),
         )
-            .prop_map(|(sent, received, replies, errors)| {
+            .prop_map(|(sent, received, replies, errors, explain)| {
                 OpResult::ProbePing(PingResult {
+                    explain,
                     sent,
                     received,
                     replies: replies
@@ -847,4 +854,46 @@ proptest! {
             prop_assert!(decode_body::<Op>(&encode_body(&op).unwrap()).is_err());
         }
     }
+}
+
+/// An explained probe's explanation (since 1.5).
+fn explanation() -> impl Strategy<Value = Explanation> {
+    (
+        any::<u8>(),
+        vec(
+            (
+                ns_name(),
+                any::<String>(),
+                option::of(any::<u32>()),
+                option::of(any::<String>()),
+                any::<bool>(),
+            ),
+            0..3,
+        ),
+        option::of(any::<String>()),
+    )
+        .prop_map(|(dscp, routers, unsupported)| Explanation {
+            dscp,
+            routers: routers
+                .into_iter()
+                .map(|(router, text, position, rule, incomplete)| ExplainRouter {
+                    router,
+                    packets: vec![ExplainPacket {
+                        packet: text.clone(),
+                        steps: vec![ExplainStep {
+                            table: "filter".into(),
+                            chain: text.clone(),
+                            kind: "rule".into(),
+                            position,
+                            rule: rule.clone(),
+                            verdict: "drop".into(),
+                        }],
+                        verdict: text,
+                    }],
+                    dropped_by: rule,
+                    incomplete,
+                })
+                .collect(),
+            unsupported,
+        })
 }

@@ -59,6 +59,7 @@ fn next_op(helper: &TestHelper, r: u64, c: usize, i: usize, live: &Option<NsName
             src: None,
             message: Some(format!("load {c} {i}")),
             timeout_ms: Some(5000),
+            explain: false,
         }),
         _ => match live {
             Some(name) => Op::HostDelete(HostDelete {

@@ -28,6 +28,7 @@ fn ping(helper: &TestHelper, from: &str, dst: &str, count: u32) -> ProbePing {
         count: Some(count),
         interval_ms: Some(20),
         timeout_ms: Some(500),
+        explain: false,
     }
 }
 
@@ -187,6 +188,7 @@ fn every_trace_is_the_same_after_everyone_pinged_everyone() {
                 count: Some(2),
                 interval_ms: Some(10),
                 timeout_ms: Some(200),
+                explain: false,
             })
             .unwrap();
         format!("{from} -> {dst}: {} of {}", r.received, r.sent)

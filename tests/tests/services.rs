@@ -53,6 +53,7 @@ fn probe_args(helper: &TestHelper, from: &str, dst: &str, port: u16, msg: &str) 
         src: None,
         message: Some(msg.to_owned()),
         timeout_ms: Some(1000),
+        explain: false,
     }
 }
 

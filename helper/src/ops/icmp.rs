@@ -25,7 +25,7 @@ use tsim_protocol::ops::{
     TraceResult,
 };
 
-use super::OpCtx;
+use super::{OpCtx, explain};
 use crate::base::error::HelperError;
 
 /// Identifiers of ICMP probes, shared by every probe of the helper.
@@ -126,14 +126,18 @@ fn kind_name(kind: u8) -> &'static str {
     }
 }
 
-/// A raw ICMP socket made inside the namespace, bound to `src` if given.
-fn raw_socket(src: Option<Ipv4Addr>) -> io::Result<OwnedFd> {
+/// A raw ICMP socket made inside the namespace, bound to `src` if given, its packets
+/// marked with `tos` if given.
+fn raw_socket(src: Option<Ipv4Addr>, tos: Option<u32>) -> io::Result<OwnedFd> {
     let fd = socket(
         AddressFamily::Inet,
         SockType::Raw,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         SockProtocol::Icmp,
     )?;
+    if let Some(tos) = tos {
+        setsockopt(&fd, sockopt::Ipv4Tos, &(tos as libc::c_int))?;
+    }
     if let Some(src) = src {
         bind(fd.as_raw_fd(), &SockaddrIn::from(SocketAddrV4::new(src, 0)))?;
     }
@@ -259,67 +263,84 @@ pub(super) async fn ping(ctx: &OpCtx<'_>, args: ProbePing) -> Result<OpResult, H
         "timeout_ms",
     )?));
     let ns = ctx.ns(&args.ns).await?;
-    let fd = ctx
-        .helper
-        .netns
-        .run_in(&ns.name, ns.ino, move || raw_socket(src))
-        .await?
-        .map_err(bad_src(&ns.name, src))?;
-    let icmp = Icmp::new(fd)?;
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mut sent_at: Vec<Instant> = Vec::with_capacity(count as usize);
-    let mut answered = vec![false; count as usize];
-    let mut result = PingResult {
-        sent: 0,
-        received: 0,
-        replies: Vec::new(),
-        errors: Vec::new(),
+    let session = match args.explain {
+        true => Some(explain::Session::start(ctx).await?),
+        false => None,
     };
-    let mut buf = vec![0u8; 2048];
-    let mut next = Instant::now();
-    let mut end = next + timeout;
-    loop {
-        let all_sent = sent_at.len() == count as usize;
-        if all_sent && answered.iter().all(|a| *a) {
-            break;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(next), if !all_sent => {
-                let seq = sent_at.len() as u16 + 1;
-                sent_at.push(Instant::now());
-                if let Err(e) = icmp.send(&echo_request(id, seq), dst, None) {
-                    let unreachable = matches!(e.raw_os_error(), Some(libc::ENETUNREACH | libc::EHOSTUNREACH));
-                    if !unreachable {
-                        return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
-                    }
-                    result.errors.push(PingError { seq: u32::from(seq), from: std::net::IpAddr::V4(src.unwrap_or(Ipv4Addr::UNSPECIFIED)).into(), kind: "unreachable".into(), code: 0 });
-                }
-                result.sent += 1;
-                next += interval;
-                end = Instant::now() + timeout;
+    let tos = session.as_ref().map(|s| s.tos());
+    let sent = async {
+        let fd = ctx
+            .helper
+            .netns
+            .run_in(&ns.name, ns.ino, move || raw_socket(src, tos))
+            .await?
+            .map_err(bad_src(&ns.name, src))?;
+        let icmp = Icmp::new(fd)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut sent_at: Vec<Instant> = Vec::with_capacity(count as usize);
+        let mut answered = vec![false; count as usize];
+        let mut result = PingResult {
+            sent: 0,
+            received: 0,
+            replies: Vec::new(),
+            errors: Vec::new(),
+            explain: None,
+        };
+        let mut buf = vec![0u8; 2048];
+        let mut next = Instant::now();
+        let mut end = next + timeout;
+        loop {
+            let all_sent = sent_at.len() == count as usize;
+            if all_sent && answered.iter().all(|a| *a) {
+                break;
             }
-            received = icmp.recv(&mut buf) => {
-                let (from, n) = received.map_err(|e| HelperError::Kernel(format!("Cannot receive in {}: {e}", ns.name)))?;
-                let now = Instant::now();
-                match parse(&buf[..n]) {
-                    Some(Heard::Reply { id: i, seq, ttl }) if i == id && seq >= 1 && usize::from(seq) <= sent_at.len() => {
-                        let k = usize::from(seq) - 1;
-                        if !answered[k] {
-                            answered[k] = true;
-                            result.received += 1;
+            tokio::select! {
+                _ = tokio::time::sleep_until(next), if !all_sent => {
+                    let seq = sent_at.len() as u16 + 1;
+                    sent_at.push(Instant::now());
+                    if let Err(e) = icmp.send(&echo_request(id, seq), dst, None) {
+                        let unreachable = matches!(e.raw_os_error(), Some(libc::ENETUNREACH | libc::EHOSTUNREACH));
+                        if !unreachable {
+                            return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
                         }
-                        result.replies.push(PingReply { seq: u32::from(seq), from: std::net::IpAddr::V4(from).into(), rtt_us: micros(now - sent_at[k]), ttl });
+                        result.errors.push(PingError { seq: u32::from(seq), from: std::net::IpAddr::V4(src.unwrap_or(Ipv4Addr::UNSPECIFIED)).into(), kind: "unreachable".into(), code: 0 });
                     }
-                    Some(Heard::EchoError { kind, code, id: i, seq }) if i == id => {
-                        result.errors.push(PingError { seq: u32::from(seq), from: std::net::IpAddr::V4(from).into(), kind: kind_name(kind).into(), code });
-                    }
-                    _ => {}
+                    result.sent += 1;
+                    next += interval;
+                    end = Instant::now() + timeout;
                 }
+                received = icmp.recv(&mut buf) => {
+                    let (from, n) = received.map_err(|e| HelperError::Kernel(format!("Cannot receive in {}: {e}", ns.name)))?;
+                    let now = Instant::now();
+                    match parse(&buf[..n]) {
+                        Some(Heard::Reply { id: i, seq, ttl }) if i == id && seq >= 1 && usize::from(seq) <= sent_at.len() => {
+                            let k = usize::from(seq) - 1;
+                            if !answered[k] {
+                                answered[k] = true;
+                                result.received += 1;
+                            }
+                            result.replies.push(PingReply { seq: u32::from(seq), from: std::net::IpAddr::V4(from).into(), rtt_us: micros(now - sent_at[k]), ttl });
+                        }
+                        Some(Heard::EchoError { kind, code, id: i, seq }) if i == id => {
+                            result.errors.push(PingError { seq: u32::from(seq), from: std::net::IpAddr::V4(from).into(), kind: kind_name(kind).into(), code });
+                        }
+                        _ => {}
+                    }
+                }
+                _ = tokio::time::sleep_until(end), if all_sent => break,
+                _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
             }
-            _ = tokio::time::sleep_until(end), if all_sent => break,
-            _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
         }
-    }
+        Ok::<_, HelperError>(result)
+    };
+    // Whatever becomes of the pings, an explained probe's tracing is read and removed.
+    let outcome = sent.await;
+    let explained = match session {
+        Some(s) => Some(s.finish(ctx).await?),
+        None => None,
+    };
+    let mut result = outcome?;
+    result.explain = explained;
     Ok(OpResult::ProbePing(result))
 }
 
@@ -351,7 +372,7 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
             &ns.name,
             ns.ino,
             move || -> io::Result<(OwnedFd, Option<std::net::UdpSocket>)> {
-                let raw = raw_socket(if mode == TraceMode::Icmp { src } else { None })?;
+                let raw = raw_socket(if mode == TraceMode::Icmp { src } else { None }, None)?;
                 let udp = match mode {
                     TraceMode::Icmp => None,
                     TraceMode::Udp => {

@@ -17,6 +17,7 @@ mod addr_add;
 mod addr_delete;
 mod addr_list;
 mod common;
+mod explain;
 mod host;
 mod icmp;
 mod ipset_restore;
@@ -288,6 +289,7 @@ pub async fn recover(
     helper.services.restore(helper).await;
     start_logs(helper).await;
     reach::sweep(helper).await;
+    explain::sweep(helper).await;
     tokio::spawn(pool::run(helper.clone()));
 }
 

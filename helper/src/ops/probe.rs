@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tsim_protocol::OpResult;
 use tsim_protocol::ops::{ProbeEcho, ProbeEchoResult, ProbeStatus, Transport};
 
-use super::OpCtx;
+use super::{OpCtx, explain};
 use crate::base::error::HelperError;
 
 const DEFAULT_MESSAGE: &str = "tsim";
@@ -88,51 +88,83 @@ pub(super) async fn echo(
         )),
         _ => HelperError::Kernel(format!("Cannot open a socket in {}: {e}", ns.name)),
     };
-    let started = Instant::now();
-    let outcome = match proto {
-        Transport::Tcp => {
-            let socket = ctx
-                .helper
-                .netns
-                .run_in(&ns.name, ns.ino, move || {
-                    let s = if dst.is_ipv4() {
-                        tokio::net::TcpSocket::new_v4()?
-                    } else {
-                        tokio::net::TcpSocket::new_v6()?
-                    };
-                    if let Some(src) = src {
-                        s.bind(src)?;
-                    }
-                    Ok::<_, io::Error>(s)
-                })
-                .await?
-                .map_err(bad_src)?;
-            tcp(socket, dst, message.as_bytes(), limit).await
-        }
-        Transport::Udp => {
-            let bind = src.unwrap_or_else(|| {
-                if dst.is_ipv4() {
-                    SocketAddr::from(([0, 0, 0, 0], 0))
-                } else {
-                    SocketAddr::from(([0u16; 8], 0))
-                }
-            });
-            let socket = ctx
-                .helper
-                .netns
-                .run_in(&ns.name, ns.ino, move || {
-                    let s = std::net::UdpSocket::bind(bind)?;
-                    s.set_nonblocking(true)?;
-                    Ok::<_, io::Error>(s)
-                })
-                .await?
-                .map_err(bad_src)?;
-            let socket = tokio::net::UdpSocket::from_std(socket)
-                .map_err(|e| HelperError::Internal(format!("Cannot use a UDP socket: {e}")))?;
-            udp(socket, dst, message.as_bytes(), limit).await
-        }
+    if args.explain && !dst.is_ipv4() {
+        return Err(HelperError::InvalidArgument(format!(
+            "explain traces IPv4 probes only, and {} is IPv6",
+            dst.ip()
+        )));
+    }
+    let session = match args.explain {
+        true => Some(explain::Session::start(ctx).await?),
+        false => None,
     };
-    let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let tos = session.as_ref().map(|s| s.tos());
+    let started = Instant::now();
+    let sent = async {
+        Ok::<_, HelperError>(match proto {
+            Transport::Tcp => {
+                let socket = ctx
+                    .helper
+                    .netns
+                    .run_in(&ns.name, ns.ino, move || {
+                        let s = if dst.is_ipv4() {
+                            tokio::net::TcpSocket::new_v4()?
+                        } else {
+                            tokio::net::TcpSocket::new_v6()?
+                        };
+                        if let Some(tos) = tos {
+                            s.set_tos_v4(tos)?;
+                        }
+                        if let Some(src) = src {
+                            s.bind(src)?;
+                        }
+                        Ok::<_, io::Error>(s)
+                    })
+                    .await?
+                    .map_err(bad_src)?;
+                tcp(socket, dst, message.as_bytes(), limit).await
+            }
+            Transport::Udp => {
+                let bind = src.unwrap_or_else(|| {
+                    if dst.is_ipv4() {
+                        SocketAddr::from(([0, 0, 0, 0], 0))
+                    } else {
+                        SocketAddr::from(([0u16; 8], 0))
+                    }
+                });
+                let socket = ctx
+                    .helper
+                    .netns
+                    .run_in(&ns.name, ns.ino, move || {
+                        let s = std::net::UdpSocket::bind(bind)?;
+                        s.set_nonblocking(true)?;
+                        Ok::<_, io::Error>(s)
+                    })
+                    .await?
+                    .map_err(bad_src)?;
+                let socket = tokio::net::UdpSocket::from_std(socket)
+                    .map_err(|e| HelperError::Internal(format!("Cannot use a UDP socket: {e}")))?;
+                if let Some(tos) = tos {
+                    socket.set_tos_v4(tos).map_err(|e| {
+                        HelperError::Kernel(format!("Cannot mark the probe's packets: {e}"))
+                    })?;
+                }
+                udp(socket, dst, message.as_bytes(), limit).await
+            }
+        })
+    };
+    // Whatever becomes of the probe, an explained one's tracing is read and removed.
+    let outcome = tokio::select! {
+        o = sent => o,
+        _ = ctx.cancel.cancelled() => Err(HelperError::Cancelled),
+    };
+    let elapsed = started.elapsed();
+    let explained = match session {
+        Some(s) => Some(s.finish(ctx).await?),
+        None => None,
+    };
+    let outcome = outcome?;
+    let elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     let reply =
         (!outcome.reply.is_empty()).then(|| String::from_utf8_lossy(&outcome.reply).into_owned());
     let result = ProbeEchoResult {
@@ -141,6 +173,7 @@ pub(super) async fn echo(
         reply,
         elapsed_us,
         detail: outcome.detail,
+        explain: explained,
     };
     Ok(match proto {
         Transport::Tcp => OpResult::ProbeTcp(result),

@@ -44,24 +44,50 @@ static IN_USE: Mutex<BTreeMap<u8, u32>> = Mutex::new(BTreeMap::new());
 const MAX_SERVICES: usize = 100;
 const MAX_SOURCES: usize = 16;
 
-/// A DSCP value held by a job; freed when dropped.
-struct Dscp(u8);
+/// A DSCP value held by a job (a reachability job, or an explained probe); freed when
+/// dropped.
+pub(super) struct Dscp(u8);
 
 impl Dscp {
     /// A free value for a job of `uid`, which may hold at most `quota` at once (root: any).
     fn take(uid: u32, quota: u32) -> Result<Self, HelperError> {
+        Self::take_in(uid, quota, 32..=63)
+    }
+
+    /// A free value in `values` for a job of `uid`; reachability jobs and explained probes
+    /// share the values and the quota.
+    pub(super) fn take_in(
+        uid: u32,
+        quota: u32,
+        values: std::ops::RangeInclusive<u8>,
+    ) -> Result<Self, HelperError> {
         let mut used = IN_USE.lock().unwrap_or_else(|p| p.into_inner());
         let held = used.values().filter(|u| **u == uid).count();
         if uid != 0 && held >= quota as usize {
             return Err(HelperError::QuotaExceeded(format!(
-                "uid {uid} has {held} reachability jobs running, its quota (--quota-reach-jobs {quota}); wait for one to end"
+                "uid {uid} has {held} reachability jobs or explained probes running, its quota (--quota-reach-jobs {quota}); wait for one to end"
             )));
         }
-        let free = (32u8..=63).find(|d| !used.contains_key(d)).ok_or_else(|| {
-            HelperError::Busy("32 reachability jobs are running already; try again later".into())
-        })?;
+        let n = values.clone().count();
+        let free = values
+            .clone()
+            .find(|d| !used.contains_key(d))
+            .ok_or_else(|| {
+                HelperError::Busy(format!(
+                    "the {n} DSCP values {}-{} are all held by running jobs; try again later",
+                    values.start(),
+                    values.end()
+                ))
+            })?;
         used.insert(free, uid);
         Ok(Self(free))
+    }
+}
+
+impl Dscp {
+    /// The value.
+    pub(super) fn value(&self) -> u8 {
+        self.0
     }
 }
 

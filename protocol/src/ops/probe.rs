@@ -27,6 +27,10 @@ pub struct ProbePing {
     /// Milliseconds to wait for a reply after the last request (1 to 60000, default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u32>,
+    /// Trace the probe's packets through every router's firewall and say which rules they
+    /// met ([`Explanation`]; since 1.5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 /// One echo reply.
@@ -69,6 +73,72 @@ pub struct PingResult {
     /// ICMP errors received instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<PingError>,
+    /// With `explain`: what the routers' firewalls did with the requests (since 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explanation>,
+}
+
+/// What the routers' firewalls did with an explained probe's packets: netfilter's own trace
+/// of every rule that matched them and of every chain policy that decided, per router in
+/// the order the packets passed them.
+///
+/// Since protocol 1.5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The DSCP value the probe's packets carried to be told apart (49 to 63).
+    pub dscp: u8,
+    /// The routers the packets passed, in path order.
+    pub routers: Vec<ExplainRouter>,
+    /// Why nothing could be traced (the kernel has no nf_tables tracing), when so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<String>,
+}
+
+/// One router's part of an [`Explanation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainRouter {
+    /// The router.
+    pub router: NsName,
+    /// The probe's packets there, in the order they came (at most 16).
+    pub packets: Vec<ExplainPacket>,
+    /// Where the router's verdict came from in words: the rule or policy that dropped a
+    /// packet (`filter FORWARD #3: -A FORWARD ... -j DROP`), or absent when every packet
+    /// passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_by: Option<String>,
+    /// Whether trace events were lost (the router's trace socket overflowed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
+}
+
+/// One packet's way through one router's firewall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainPacket {
+    /// The packet as it arrived, in words (`TCP 10.1.1.1:40001 > 10.3.20.1:80 SYN ttl 63`).
+    pub packet: String,
+    /// The rule evaluations, in order (at most 256).
+    pub steps: Vec<ExplainStep>,
+    /// The last verdict: `accept`, `drop`, ... (`continue` if no base chain decided).
+    pub verdict: String,
+}
+
+/// One rule that matched a packet, or one chain policy or return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainStep {
+    /// The table (`raw`, `mangle`, `nat`, `filter`).
+    pub table: String,
+    /// The chain.
+    pub chain: String,
+    /// `rule`, `policy` or `return`.
+    pub kind: String,
+    /// The rule's position in its chain, from 1 (rules only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u32>,
+    /// The rule as `iptables-save` prints it (rules only; absent if it could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// What it decided: `accept`, `drop`, `continue`, `jump CHAIN`, `return`, ...
+    pub verdict: String,
 }
 
 /// How `probe_trace` probes.

@@ -158,6 +158,10 @@ pub struct ProbeEcho {
     /// at most 60000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u32>,
+    /// Trace the probe's packets through every router's firewall (since 1.5; see
+    /// [`crate::ops::Explanation`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 /// How an echo probe ended.
@@ -194,4 +198,7 @@ pub struct ProbeEchoResult {
     /// What went wrong, in words, when it was not `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// With `explain`: what the routers' firewalls did with the probe's packets (since 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<crate::ops::Explanation>,
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use tsim_protocol::NsName;
 use tsim_protocol::net::Ip;
 use tsim_protocol::ops::{
-    PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeStatus, ProbeTrace,
-    ReachResult, TraceMode, TraceResult, Transport,
+    Explanation, PingResult, ProbeEcho, ProbeEchoResult, ProbePing, ProbeReach, ProbeStatus,
+    ProbeTrace, ReachResult, TraceMode, TraceResult, Transport,
 };
 
 use super::{CliError, Ctx, print_json};
@@ -39,6 +39,11 @@ struct Echo {
     /// How long to wait, in seconds.
     #[arg(long = "wait", value_name = "SECS", default_value_t = 1.0)]
     wait: f64,
+    /// Say what every router's firewall did with the probe's packets: per router on the
+    /// path, each chain and rule they met (as iptables-save prints it) and the verdict, and
+    /// the rule or policy that dropped them (IPv4; the routers of the applied network).
+    #[arg(long)]
+    explain: bool,
 }
 
 fn parse_dst(s: &str) -> Result<(Ip, u16), String> {
@@ -78,6 +83,11 @@ struct Ping {
     /// Seconds to wait for a reply after the last request.
     #[arg(long = "wait", short = 'W', value_name = "SECS", default_value_t = 1.0)]
     wait: f64,
+    /// Say what every router's firewall did with the probe's packets: per router on the
+    /// path, each chain and rule they met (as iptables-save prints it) and the verdict, and
+    /// the rule or policy that dropped them (IPv4; the routers of the applied network).
+    #[arg(long)]
+    explain: bool,
 }
 
 /// A traceroute.
@@ -178,6 +188,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
                 src: echo.src,
                 message: Some(echo.message.clone()),
                 timeout_ms: Some(u32::try_from(timeout_ms).unwrap_or(u32::MAX)),
+                explain: echo.explain,
             },
         )
         .await?;
@@ -185,6 +196,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<(), CliError> {
         print_json(&result);
     } else {
         print_echo(proto, echo, &result);
+        if let Some(e) = &result.explain {
+            print_explanation(e);
+        }
     }
     match result.status {
         ProbeStatus::Ok => Ok(()),
@@ -232,12 +246,16 @@ async fn ping(ctx: &Ctx, p: &Ping) -> Result<(), CliError> {
             count: Some(p.count),
             interval_ms: Some(millis(p.interval, "--interval", 10.0)?),
             timeout_ms: Some(millis(p.wait, "--wait", 60.0)?),
+            explain: p.explain,
         })
         .await?;
     if ctx.json {
         print_json(&result);
     } else {
         print_ping(p, &result);
+        if let Some(e) = &result.explain {
+            print_explanation(e);
+        }
     }
     if result.received == 0 {
         return Err(CliError::Other(format!("no reply from {}", p.dst)));
@@ -421,6 +439,48 @@ fn print_reach(r: &Reach, result: &ReachResult) {
                 s.seen,
                 s.forwarded
             );
+        }
+    }
+}
+
+/// What the routers' firewalls did with an explained probe's packets, router by router in
+/// path order.
+fn print_explanation(e: &Explanation) {
+    if let Some(why) = &e.unsupported {
+        out!("explain: unsupported: {why}");
+        return;
+    }
+    if e.routers.is_empty() {
+        out!(
+            "explain: no router saw the probe's packets (DSCP {})",
+            e.dscp
+        );
+        return;
+    }
+    for r in &e.routers {
+        out!("");
+        out!(
+            "router {}{}",
+            r.router,
+            if r.incomplete {
+                " (some events were lost)"
+            } else {
+                ""
+            }
+        );
+        for p in &r.packets {
+            out!("  {} -> {}", p.packet, p.verdict);
+            for s in &p.steps {
+                let what = match (&s.rule, s.position) {
+                    (Some(rule), Some(pos)) => format!("#{pos} {rule}"),
+                    (None, Some(pos)) => format!("#{pos}"),
+                    _ => s.kind.clone(),
+                };
+                out!("    {:<6} {:<12} {what} => {}", s.table, s.chain, s.verdict);
+            }
+        }
+        if let Some(d) = &r.dropped_by {
+            out!("  dropped by {d}");
         }
     }
 }

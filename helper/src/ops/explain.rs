@@ -1,0 +1,752 @@
+//! `explain` on the echo and ping probes: netfilter's own trace of what every router's
+//! firewall did with the probe's packets.
+//!
+//! A probe that asks for it gets a DSCP value of its own (49 to 63, from the values the
+//! reachability jobs use, so the two never share one) and marks its packets with it. Before
+//! the probe, every router of the applied network gets a socket on its namespace's
+//! `NFNLGRP_NFTRACE` group and, in its raw table, a `TRACE` rule for that DSCP value in
+//! PREROUTING and OUTPUT (iptables-nft turns it into `meta nftrace set 1`): the kernel then
+//! reports, over that socket, every rule of every table that matches the marked packets and
+//! every policy or return that decides. After the probe the events are read, the rule
+//! handles turned into positions (a dump of the chain's rules, in order) and the positions
+//! into `iptables-save` lines, and the rules are removed.
+//!
+//! Why the values 49 to 63: an ICMP error about a packet gets the packet's TOS with the
+//! precedence bits set (0xc0), which leaves these DSCP values as they are, so the errors
+//! about a probe's packets are the probe's too; an error about another job's packet that
+//! lands on our value is told apart by the DSCP of the packet it quotes.
+//!
+//! Invariants: a probe sees only events of packets with its own DSCP value (and errors
+//! about them); whatever happens to the probe, its rules are removed from every router
+//! before it answers (and where a removal failed, the next probe with that value there, or
+//! the start of the helper ([`sweep`]), removes them); nothing else of the routers changes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tsim_protocol::NsName;
+use tsim_protocol::ops::{ExplainPacket, ExplainRouter, ExplainStep, Explanation};
+
+use super::OpCtx;
+use super::reach::Dscp;
+use crate::base::error::{HelperError, chain};
+use crate::kernel::nftrace::{self, Event, Kind, Verdict};
+use crate::kernel::tools::Tool;
+use crate::managed::context::Helper;
+
+/// The DSCP values of explained probes: 49 to 63. Not 48 (CS6): the kernel sends its own
+/// IGMP reports and its ICMP errors about unmarked packets with that value.
+pub const DSCP_VALUES: std::ops::RangeInclusive<u8> = 49..=63;
+/// Packets kept per router, and steps per packet.
+const MAX_PACKETS: usize = 16;
+const MAX_STEPS: usize = 256;
+/// How long the last packets get to cross the routers after the probe ended.
+const SETTLE: Duration = Duration::from_millis(10);
+/// Receive buffer of a trace socket.
+const RCVBUF: u32 = 1 << 20;
+
+fn comment(dscp: u8) -> String {
+    format!("tsim-explain {dscp}")
+}
+
+fn rule(dscp: u8, chain: &str) -> String {
+    format!(
+        "{chain} -m dscp --dscp {dscp} -m comment --comment \"{}\" -j TRACE",
+        comment(dscp)
+    )
+}
+
+/// The payload that installs the probe's `TRACE` rules (first in their chains).
+fn install_payload(dscp: u8) -> String {
+    let mut p = String::from("*raw\n");
+    for chain in ["PREROUTING", "OUTPUT"] {
+        p.push_str(&format!(
+            "-I {}\n",
+            rule(dscp, chain).replacen(' ', " 1 ", 1)
+        ));
+    }
+    p.push_str("COMMIT\n");
+    p
+}
+
+/// The payload that removes exactly what [`install_payload`] installed.
+fn exact_removal_payload(dscp: u8) -> String {
+    let mut p = String::from("*raw\n");
+    for chain in ["PREROUTING", "OUTPUT"] {
+        p.push_str(&format!("-D {}\n", rule(dscp, chain)));
+    }
+    p.push_str("COMMIT\n");
+    p
+}
+
+/// The payload that removes every explain rule `saved` (an `iptables-save -t raw`) shows
+/// of `dscp` (of every value when `None`), or `None` if it shows none.
+fn removal_payload(saved: &str, dscp: Option<u8>) -> Option<String> {
+    let tag = match dscp {
+        Some(d) => format!("\"{}\"", comment(d)),
+        None => "\"tsim-explain ".to_owned(),
+    };
+    let deletes: Vec<String> = saved
+        .lines()
+        .filter(|l| l.contains(&tag) && l.ends_with("-j TRACE"))
+        .filter_map(|l| l.strip_prefix("-A "))
+        .map(|rest| format!("-D {rest}\n"))
+        .collect();
+    if deletes.is_empty() {
+        return None;
+    }
+    Some(format!("*raw\n{}COMMIT\n", deletes.concat()))
+}
+
+async fn restore(helper: &Helper, t: &Traced, payload: String) -> Result<String, HelperError> {
+    helper
+        .firewall()
+        .run_checked(
+            &t.name,
+            t.ino,
+            Tool::IptablesRestore,
+            &["--noflush"],
+            Some(payload),
+        )
+        .await
+}
+
+/// Removes what the table shows of `dscp`'s rules (of every value when `None`); true if
+/// there was something.
+async fn remove_read(
+    helper: &Helper,
+    name: &NsName,
+    ino: u64,
+    dscp: Option<u8>,
+) -> Result<bool, HelperError> {
+    let saved = helper
+        .firewall()
+        .run_checked(name, ino, Tool::IptablesSave, &["-t", "raw"], None)
+        .await?;
+    let Some(payload) = removal_payload(&saved, dscp) else {
+        return Ok(false);
+    };
+    helper
+        .firewall()
+        .run_checked(
+            name,
+            ino,
+            Tool::IptablesRestore,
+            &["--noflush"],
+            Some(payload),
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Routers (by namespace inode) where a probe's rules could not be removed, with the value.
+static DIRTY: std::sync::Mutex<std::collections::BTreeSet<(u64, u8)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn dirty(ino: u64, dscp: u8, set: Option<bool>) -> bool {
+    let mut d = DIRTY.lock().unwrap_or_else(|p| p.into_inner());
+    match set {
+        Some(true) => d.insert((ino, dscp)),
+        Some(false) => d.remove(&(ino, dscp)),
+        None => d.contains(&(ino, dscp)),
+    }
+}
+
+/// Removes every explain rule from every router of the applied network: run at start,
+/// before any request is served. Returns on how many routers there were some.
+pub async fn sweep(helper: &Helper) -> usize {
+    let net = match helper.registry.store().net() {
+        Ok(Some(net)) => net,
+        _ => return 0,
+    };
+    let routers: Vec<(NsName, u64)> = net
+        .topology
+        .routers
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.name.clone(),
+                helper.registry.lookup_for_undo(&r.name)?.ino,
+            ))
+        })
+        .collect();
+    let jobs = routers.iter().map(|(name, ino)| async move {
+        match remove_read(helper, name, *ino, None).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(router = %name, error = %chain(&e), "Cannot remove leftover explain rules");
+                false
+            }
+        }
+    });
+    let n = join_all(jobs).await.into_iter().filter(|f| *f).count();
+    if n > 0 {
+        tracing::info!(
+            routers = n,
+            "Removed the trace rules of interrupted explained probes"
+        );
+    }
+    n
+}
+
+/// One router being traced.
+struct Traced {
+    name: NsName,
+    ino: u64,
+    socket: Option<Arc<OwnedFd>>,
+    installed: bool,
+}
+
+/// An explained probe under way: its DSCP value, and the routers with their sockets and
+/// rules. [`Session::finish`] reads and removes them.
+pub(super) struct Session {
+    dscp: Dscp,
+    routers: Vec<Traced>,
+    unsupported: Option<String>,
+}
+
+impl Session {
+    /// The TOS byte the probe's packets must carry.
+    pub fn tos(&self) -> u32 {
+        u32::from(self.dscp.value()) << 2
+    }
+
+    /// Prepares the tracing of a probe: every router of the applied network listens and
+    /// marks. A router the caller may not read is left out; a kernel without tracing is
+    /// recorded (the probe then runs untraced and says why).
+    pub async fn start(ctx: &OpCtx<'_>) -> Result<Self, HelperError> {
+        let dscp = Dscp::take_in(
+            ctx.peer.uid,
+            ctx.helper.config.quota_reach_jobs,
+            DSCP_VALUES,
+        )?;
+        let net =
+            ctx.helper.registry.store().net().map_err(|e| {
+                HelperError::Internal(format!("Cannot read the applied network: {e}"))
+            })?;
+        let mut routers = Vec::new();
+        for r in net.iter().flat_map(|n| n.topology.routers.iter()) {
+            if let Ok(h) = ctx.ns(&r.name).await {
+                routers.push(Traced {
+                    name: h.name,
+                    ino: h.ino,
+                    socket: None,
+                    installed: false,
+                });
+            }
+        }
+        let mut session = Self {
+            dscp,
+            routers,
+            unsupported: None,
+        };
+        if session.routers.is_empty() {
+            session.unsupported = Some("there is no applied network with routers to trace".into());
+            return Ok(session);
+        }
+        let d = session.dscp.value();
+        let helper = ctx.helper;
+        let opened = join_all(session.routers.iter().map(|t| {
+            helper
+                .netns
+                .run_in(&t.name, t.ino, || nftrace::listen(RCVBUF))
+        }))
+        .await;
+        for (t, o) in session.routers.iter_mut().zip(opened) {
+            match o {
+                Ok(Ok(fd)) => t.socket = Some(Arc::new(fd)),
+                Ok(Err(e)) => {
+                    session.unsupported.get_or_insert_with(|| {
+                        format!("the kernel gives no nf_tables trace events ({e})")
+                    });
+                }
+                Err(e) => {
+                    return Err(HelperError::Kernel(format!(
+                        "Cannot enter router {}: {e}",
+                        t.name
+                    )));
+                }
+            }
+        }
+        if session.unsupported.is_some() {
+            return Ok(session);
+        }
+        let installed = join_all(session.routers.iter().map(|t| async move {
+            if dirty(t.ino, d, None) {
+                remove_read(helper, &t.name, t.ino, Some(d)).await?;
+                dirty(t.ino, d, Some(false));
+            }
+            restore(helper, t, install_payload(d)).await
+        }))
+        .await;
+        let mut failed = None;
+        for (t, r) in session.routers.iter_mut().zip(installed) {
+            match r {
+                Ok(_) => t.installed = true,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            session.remove(helper).await;
+            return Err(e);
+        }
+        Ok(session)
+    }
+
+    /// Removes the rules from every router they went to (what was installed in one step;
+    /// what the table shows if that fails; the next probe with the value, or the next
+    /// start, if that fails too).
+    async fn remove(&mut self, helper: &Helper) -> Option<HelperError> {
+        let d = self.dscp.value();
+        let removed = join_all(
+            self.routers
+                .iter()
+                .filter(|t| t.installed)
+                .map(|t| async move {
+                    match restore(helper, t, exact_removal_payload(d)).await {
+                        Ok(_) => Ok(()),
+                        Err(_) => remove_read(helper, &t.name, t.ino, Some(d))
+                            .await
+                            .map(|_| ()),
+                    }
+                }),
+        )
+        .await;
+        let mut first = None;
+        for (t, r) in self.routers.iter_mut().filter(|t| t.installed).zip(removed) {
+            t.installed = false;
+            if let Err(e) = r {
+                dirty(t.ino, d, Some(true));
+                tracing::error!(router = %t.name, dscp = d, error = %chain(&e), "Cannot remove an explained probe's trace rules");
+                first.get_or_insert(e);
+            }
+        }
+        first
+    }
+
+    /// Reads what the routers reported about the probe's packets, removes the rules, and
+    /// says what happened where.
+    pub async fn finish(mut self, ctx: &OpCtx<'_>) -> Result<Explanation, HelperError> {
+        let d = self.dscp.value();
+        if let Some(why) = self.unsupported.take() {
+            return Ok(Explanation {
+                dscp: d,
+                routers: Vec::new(),
+                unsupported: Some(why),
+            });
+        }
+        tokio::time::sleep(SETTLE).await;
+        let helper = ctx.helper;
+        let read = join_all(self.routers.iter().map(|t| read_router(helper, t, d))).await;
+        let removal = self.remove(helper).await;
+        let mut routers = Vec::new();
+        for r in read {
+            routers.push(r?);
+        }
+        if let Some(e) = removal {
+            return Err(e);
+        }
+        let mut routers: Vec<(PathKey, ExplainRouter)> = routers.into_iter().flatten().collect();
+        routers.sort_by_key(|a| a.0);
+        Ok(Explanation {
+            dscp: d,
+            routers: routers.into_iter().map(|(_, r)| r).collect(),
+            unsupported: None,
+        })
+    }
+}
+
+/// Where a router is on the path: the routers the requests reach first see them with the
+/// highest TTL; of two with the same, the one the probe was sent from (OUTPUT) is first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct PathKey {
+    ttl_down: u8,
+    not_local: bool,
+}
+
+/// One router's events, as the answer shows them, with where the router is on the path;
+/// `None` when the probe's packets did not pass it.
+async fn read_router(
+    helper: &Helper,
+    t: &Traced,
+    dscp: u8,
+) -> Result<Option<(PathKey, ExplainRouter)>, HelperError> {
+    let Some(socket) = t.socket.clone() else {
+        return Ok(None);
+    };
+    let (events, lost) = nftrace::drain(&socket);
+    let packets = group(&events, dscp);
+    if packets.is_empty() {
+        return Ok(None);
+    }
+    // The positions of the rules met, from the chains' rule handles in order.
+    let chains: Vec<(String, String)> = {
+        let mut c: Vec<(String, String)> = packets
+            .iter()
+            .flat_map(|p| p.events.iter())
+            .filter(|e| e.kind == Kind::Rule)
+            .map(|e| (e.table.clone(), e.chain.clone()))
+            .collect();
+        c.sort();
+        c.dedup();
+        c
+    };
+    let wanted = chains.clone();
+    let handles = helper
+        .netns
+        .run_in(&t.name, t.ino, move || {
+            wanted
+                .into_iter()
+                .map(|(table, chain)| {
+                    let h = nftrace::rule_handles(&table, &chain).unwrap_or_default();
+                    ((table, chain), h)
+                })
+                .collect::<HashMap<_, _>>()
+        })
+        .await
+        .map_err(|e| HelperError::Kernel(format!("Cannot enter router {}: {e}", t.name)))?;
+    let saved = if chains.is_empty() {
+        String::new()
+    } else {
+        helper
+            .firewall()
+            .run_checked(&t.name, t.ino, Tool::IptablesSave, &[], None)
+            .await?
+    };
+    let lines = save_lines(&saved);
+    let mut key = PathKey {
+        ttl_down: u8::MAX,
+        not_local: true,
+    };
+    let mut out = Vec::new();
+    let mut dropped_by = None;
+    for p in packets.iter().take(MAX_PACKETS) {
+        if p.request {
+            key.ttl_down = key.ttl_down.min(u8::MAX - p.ttl);
+            if p.local {
+                key.not_local = false;
+            }
+        }
+        let mut steps = Vec::new();
+        for e in &p.events {
+            if e.kind == Kind::Rule && e.handle.is_none() {
+                continue; // The end of a chain's rules, before its policy: nothing decided.
+            }
+            let position = e.handle.and_then(|h| {
+                let list = handles.get(&(e.table.clone(), e.chain.clone()))?;
+                list.iter().position(|x| *x == h).map(|i| i as u32 + 1)
+            });
+            let rule = position.and_then(|pos| {
+                lines
+                    .get(&(e.table.clone(), e.chain.clone()))?
+                    .get(pos as usize - 1)
+                    .cloned()
+            });
+            if rule.as_deref().is_some_and(|r| r.contains(&comment(dscp))) {
+                continue; // The probe's own TRACE rule.
+            }
+            let kind = match e.kind {
+                Kind::Rule => "rule",
+                Kind::Policy => "policy",
+                Kind::Return => "return",
+            };
+            if e.verdict == Verdict::Drop && dropped_by.is_none() {
+                dropped_by = Some(match (&position, &rule) {
+                    (Some(pos), Some(rule)) => format!("{} {} #{pos}: {rule}", e.table, e.chain),
+                    (Some(pos), None) => format!("{} {} #{pos}", e.table, e.chain),
+                    _ => format!("{} {} {kind}", e.table, e.chain),
+                });
+            }
+            if steps.len() < MAX_STEPS {
+                steps.push(ExplainStep {
+                    table: e.table.clone(),
+                    chain: e.chain.clone(),
+                    kind: kind.into(),
+                    position,
+                    rule,
+                    verdict: e.verdict.word(),
+                });
+            }
+        }
+        let verdict = if steps.iter().any(|s| s.verdict == "drop") {
+            "drop".to_owned()
+        } else {
+            steps
+                .iter()
+                .rev()
+                .find(|s| {
+                    !matches!(s.verdict.as_str(), "continue" | "return")
+                        && !s.verdict.starts_with("jump")
+                        && !s.verdict.starts_with("goto")
+                })
+                .map(|s| s.verdict.clone())
+                .unwrap_or_else(|| "continue".into())
+        };
+        out.push(ExplainPacket {
+            packet: p.summary.clone(),
+            steps,
+            verdict,
+        });
+    }
+    Ok(Some((
+        key,
+        ExplainRouter {
+            router: t.name.clone(),
+            packets: out,
+            dropped_by,
+            incomplete: lost,
+        },
+    )))
+}
+
+/// `iptables-save` output as the rule lines of each table's chains, in order.
+fn save_lines(saved: &str) -> HashMap<(String, String), Vec<String>> {
+    let mut out: HashMap<(String, String), Vec<String>> = HashMap::new();
+    let mut table = String::new();
+    for line in saved.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.trim().to_owned();
+        } else if let Some(rule) = line.strip_prefix("-A ") {
+            let chain = rule.split_whitespace().next().unwrap_or_default();
+            out.entry((table.clone(), chain.to_owned()))
+                .or_default()
+                .push(line.to_owned());
+        }
+    }
+    out
+}
+
+/// One of the probe's packets at one router.
+#[derive(Debug)]
+struct Packet<'a> {
+    summary: String,
+    ttl: u8,
+    /// Not a reply or an ICMP error: one of the probe's own.
+    request: bool,
+    /// Sent by this router itself (it met OUTPUT).
+    local: bool,
+    events: Vec<&'a Event>,
+}
+
+/// The events that belong to packets with DSCP `dscp`, one group per packet in the order
+/// they came. A packet's first event in each base chain carries its headers; the events
+/// after it carry only the packet's trace id.
+fn group(events: &[Event], dscp: u8) -> Vec<Packet<'_>> {
+    let mut out: Vec<Packet<'_>> = Vec::new();
+    // Trace id -> the packet it is now, when it is ours.
+    let mut current: BTreeMap<u32, Option<usize>> = BTreeMap::new();
+    for e in events {
+        if let Some(ip) = nftrace::ipv4(&e.network) {
+            // A probe sends TCP, UDP or ICMP; the kernel's own IGMP may share a value.
+            let ours = ip.tos >> 2 == dscp
+                && matches!(ip.proto, 1 | 6 | 17)
+                && quoted_dscp(ip.proto, &e.transport).is_none_or(|q| q == dscp);
+            if !ours {
+                current.insert(e.id, None);
+                continue;
+            }
+            // raw is the first table of a hook: a packet starts there.
+            let starts = e.table == "raw" || !matches!(current.get(&e.id), Some(Some(_)));
+            if starts {
+                out.push(Packet {
+                    summary: summary(&ip, &e.transport),
+                    ttl: ip.ttl,
+                    request: is_request(ip.proto, &e.transport),
+                    local: e.chain == "OUTPUT",
+                    events: Vec::new(),
+                });
+                current.insert(e.id, Some(out.len() - 1));
+            }
+        }
+        if let Some(Some(i)) = current.get(&e.id) {
+            let p = &mut out[*i];
+            if e.chain == "OUTPUT" {
+                p.local = true;
+            }
+            p.events.push(e);
+        }
+    }
+    out
+}
+
+/// ICMP types that quote the packet they are about.
+fn is_icmp_error(kind: u8) -> bool {
+    matches!(kind, 3 | 4 | 5 | 11 | 12)
+}
+
+/// The DSCP of the packet an ICMP error quotes (`None`: not an error, or not quoted).
+fn quoted_dscp(proto: u8, transport: &[u8]) -> Option<u8> {
+    if proto != 1 || !transport.first().is_some_and(|t| is_icmp_error(*t)) {
+        return None;
+    }
+    transport.get(9).map(|tos| tos >> 2)
+}
+
+fn is_request(proto: u8, transport: &[u8]) -> bool {
+    match (proto, transport.first()) {
+        (1, Some(0)) => false,
+        (1, Some(t)) => !is_icmp_error(*t),
+        _ => true,
+    }
+}
+
+/// The packet in words, from its IP header and the start of its transport header.
+fn summary(ip: &nftrace::Ipv4, t: &[u8]) -> String {
+    let port = |at: usize| t.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let ttl = ip.ttl;
+    match ip.proto {
+        6 => {
+            let flags = t.get(13).copied().unwrap_or(0);
+            let names: Vec<&str> = [
+                (0x02, "SYN"),
+                (0x10, "ACK"),
+                (0x08, "PSH"),
+                (0x01, "FIN"),
+                (0x04, "RST"),
+            ]
+            .iter()
+            .filter(|(bit, _)| flags & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+            format!(
+                "TCP {}:{} > {}:{} {} ttl {ttl}",
+                ip.src,
+                port(0).unwrap_or(0),
+                ip.dst,
+                port(2).unwrap_or(0),
+                names.join(",")
+            )
+        }
+        17 => format!(
+            "UDP {}:{} > {}:{} ttl {ttl}",
+            ip.src,
+            port(0).unwrap_or(0),
+            ip.dst,
+            port(2).unwrap_or(0)
+        ),
+        1 => {
+            let kind = match (t.first(), t.get(1)) {
+                (Some(8), _) => "echo-request".to_owned(),
+                (Some(0), _) => "echo-reply".to_owned(),
+                (Some(3), Some(c)) => format!("unreachable code {c}"),
+                (Some(11), _) => "time-exceeded".to_owned(),
+                (Some(k), _) => format!("type {k}"),
+                (None, _) => "?".to_owned(),
+            };
+            format!("ICMP {} > {} {kind} ttl {ttl}", ip.src, ip.dst)
+        }
+        p => format!("proto {p} {} > {} ttl {ttl}", ip.src, ip.dst),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rules_are_installed_and_removed_exactly() {
+        let install = install_payload(50);
+        assert_eq!(
+            install,
+            "*raw\n-I PREROUTING 1 -m dscp --dscp 50 -m comment --comment \"tsim-explain 50\" -j TRACE\n\
+             -I OUTPUT 1 -m dscp --dscp 50 -m comment --comment \"tsim-explain 50\" -j TRACE\nCOMMIT\n"
+        );
+        assert!(exact_removal_payload(50).contains("-D OUTPUT -m dscp --dscp 50 -m comment"));
+        // As iptables-save prints them back.
+        let saved = "*raw\n:PREROUTING ACCEPT [0:0]\n\
+            -A PREROUTING -m dscp --dscp 0x32 -m comment --comment \"tsim-explain 50\" -j TRACE\n\
+            -A PREROUTING -m dscp --dscp 0x33 -m comment --comment \"tsim-explain 51\" -j TRACE\n\
+            -A PREROUTING -s 10.0.0.0/8 -j ACCEPT\nCOMMIT\n";
+        let one = removal_payload(saved, Some(50)).unwrap();
+        assert_eq!(
+            one,
+            "*raw\n-D PREROUTING -m dscp --dscp 0x32 -m comment --comment \"tsim-explain 50\" -j TRACE\nCOMMIT\n"
+        );
+        let all = removal_payload(saved, None).unwrap();
+        assert_eq!(all.matches("-D ").count(), 2);
+        assert!(removal_payload(saved, Some(52)).is_none());
+    }
+
+    fn header(tos: u8, ttl: u8, proto: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 20];
+        h[0] = 0x45;
+        h[1] = tos;
+        h[8] = ttl;
+        h[9] = proto;
+        h[12..16].copy_from_slice(&[10, 1, 1, 1]);
+        h[16..20].copy_from_slice(&[10, 3, 20, 1]);
+        h
+    }
+
+    fn ev(id: u32, table: &str, chain: &str, network: Vec<u8>, transport: Vec<u8>) -> Event {
+        Event {
+            id,
+            table: table.into(),
+            chain: chain.into(),
+            handle: Some(1),
+            kind: Kind::Rule,
+            verdict: Verdict::Continue,
+            network,
+            transport,
+            iif: None,
+            oif: None,
+        }
+    }
+
+    #[test]
+    fn only_the_probes_packets_and_the_errors_about_them_are_kept() {
+        let syn = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02];
+        let mut other_error = vec![3, 3, 0, 0, 0, 0, 0, 0, 0x45, 40 << 2];
+        other_error.resize(28, 0);
+        let mut our_error = other_error.clone();
+        our_error[9] = 50 << 2;
+        let events = vec![
+            ev(1, "raw", "PREROUTING", header(50 << 2, 64, 6), syn.clone()),
+            ev(1, "raw", "PREROUTING", vec![], vec![]),
+            ev(2, "raw", "PREROUTING", header(51 << 2, 64, 6), syn.clone()),
+            ev(2, "filter", "FORWARD", vec![], vec![]),
+            ev(1, "filter", "FORWARD", header(50 << 2, 64, 6), syn),
+            ev(1, "filter", "FORWARD", vec![], vec![]),
+            // An error about another job's packet (DSCP 40 | 0x30 = 56): not ours.
+            ev(3, "raw", "OUTPUT", header(56 << 2, 64, 1), other_error),
+            ev(3, "filter", "OUTPUT", vec![], vec![]),
+            ev(4, "raw", "OUTPUT", header(50 << 2, 64, 1), our_error),
+        ];
+        let mut g = group(&events, 56);
+        assert!(g.is_empty(), "{g:?}");
+        g = group(&events, 50);
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(g[0].events.len(), 4);
+        assert!(g[0].request && !g[0].local);
+        assert_eq!(g[0].summary, "TCP 10.1.1.1:40000 > 10.3.20.1:80 SYN ttl 64");
+        assert!(!g[1].request && g[1].local);
+        assert_eq!(
+            g[1].summary,
+            "ICMP 10.1.1.1 > 10.3.20.1 unreachable code 3 ttl 64"
+        );
+    }
+
+    #[test]
+    fn save_lines_are_kept_per_table_and_chain_in_order() {
+        let saved = "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -i eth1 -j ACCEPT\n-A INPUT -j DROP\n\
+            -A FORWARD -j LOG\nCOMMIT\n*nat\n-A FORWARD -j X\nCOMMIT\n";
+        let lines = save_lines(saved);
+        assert_eq!(
+            lines[&("filter".into(), "FORWARD".into())],
+            ["-A FORWARD -i eth1 -j ACCEPT", "-A FORWARD -j LOG"]
+        );
+        assert_eq!(lines[&("nat".into(), "FORWARD".into())].len(), 1);
+    }
+
+    #[test]
+    fn the_dscp_values_keep_the_precedence_bits_of_icmp_errors() {
+        for d in DSCP_VALUES {
+            assert_eq!(((d << 2) | 0xc0) >> 2, d);
+        }
+    }
+}
