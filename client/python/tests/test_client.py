@@ -24,7 +24,7 @@ from tsim_client import _wire
 
 def test_handshake_ping_status(helper):
     with Client(helper.socket) as c:
-        assert c.welcome["protocol"] == [1, 4]
+        assert c.welcome["protocol"] == [1, 5]
         assert c.welcome["peer"]["uid"] == 0
         assert c.ping() == {}
         status = c.status()
@@ -97,6 +97,21 @@ def test_hosts_services_probes_and_the_network(network):
         r = c.probe_tcp(far, "10.0.3.100", 80, message="hello")
         assert (r["status"], r["reply"]) == ("ok", "hello")
         assert r["local"].startswith("192.0.2.50:")
+        assert "explain" not in r
+        # Explained: the routers the request passed, in path order, each with its verdicts.
+        x = c.probe_tcp(far, "10.0.3.100", 80, message="why", explain=True)
+        assert (x["status"], x["reply"]) == ("ok", "why")
+        assert 49 <= x["explain"]["dscp"] <= 63
+        routers = x["explain"]["routers"]
+        assert [r["router"] for r in routers] == [h.ns("edge"), h.ns("core"), h.ns("lab")]
+        for r in routers:
+            assert r["packets"] and "dropped_by" not in r, r
+            assert all(p["verdict"] != "drop" for p in r["packets"]), r
+        assert any(s["kind"] == "rule" and s["rule"].startswith("-A FORWARD")
+                   for p in routers[2]["packets"] for s in p["steps"]), routers[2]
+        with pytest.raises(HelperError) as e:
+            c.probe_tcp(far, "2001:db8::1", 80, explain=True)
+        assert e.value.code == "invalid_argument"
         assert c.probe_udp(far, "10.0.3.100", 53, timeout_ms=200)["status"] == "timeout"
         with pytest.raises(HelperError) as e:
             c.probe_tcp(far, "10.0.3.100", 80, src="10.9.9.9")
@@ -246,7 +261,7 @@ def test_a_wrong_protocol_version_is_refused(helper, monkeypatch):
 def test_the_asyncio_client(helper):
     async def main():
         c = await AsyncClient.connect(helper.socket)
-        assert c.welcome["protocol"] == [1, 4]
+        assert c.welcome["protocol"] == [1, 5]
         results = await asyncio.gather(*[c.ping() for _ in range(200)])
         assert results == [{}] * 200
         a = helper.ns("a")

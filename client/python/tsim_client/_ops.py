@@ -117,12 +117,18 @@ class Operations:
         src: Optional[str] = None,
         message: Optional[str] = None,
         timeout_ms: Optional[int] = None,
+        explain: bool = False,
     ) -> Any:
         """``probe_tcp``: connects from ``ns`` to ``dst``:``port``, sends ``message`` and
         reads the echo; the result's ``status`` says how it went (a refused or timed-out
-        probe is a result, not an error). Raises ``NotFound``, ``InvalidArgument``."""
+        probe is a result, not an error). With ``explain`` (since 1.5, IPv4 only), the
+        result's ``explain`` lists, per router in path order, the firewall rules the probe's
+        packets passed and their verdicts (its ``unsupported`` says why, when nothing could be
+        traced). Raises ``NotFound``, ``InvalidArgument`` (``explain`` to an IPv6 address),
+        ``Busy`` (every explain value taken)."""
         return self._one(_op("probe_tcp", ns=ns, dst=dst, port=port, src=src,
-                             message=message, timeout_ms=timeout_ms))
+                             message=message, timeout_ms=timeout_ms,
+                             explain=True if explain else None))
 
     def probe_udp(
         self,
@@ -132,10 +138,12 @@ class Operations:
         src: Optional[str] = None,
         message: Optional[str] = None,
         timeout_ms: Optional[int] = None,
+        explain: bool = False,
     ) -> Any:
         """``probe_udp``: as :meth:`probe_tcp`, over UDP."""
         return self._one(_op("probe_udp", ns=ns, dst=dst, port=port, src=src,
-                             message=message, timeout_ms=timeout_ms))
+                             message=message, timeout_ms=timeout_ms,
+                             explain=True if explain else None))
 
     def probe_ping(
         self,
@@ -145,11 +153,14 @@ class Operations:
         count: Optional[int] = None,
         interval_ms: Optional[int] = None,
         timeout_ms: Optional[int] = None,
+        explain: bool = False,
     ) -> Any:
-        """``probe_ping``: ICMP echo from ``ns``, with every reply and ICMP error. Raises
-        ``NotFound``, ``InvalidArgument`` (a count, interval or source out of range)."""
+        """``probe_ping``: ICMP echo from ``ns``, with every reply and ICMP error. With
+        ``explain``, as :meth:`probe_tcp`. Raises ``NotFound``, ``InvalidArgument`` (a
+        count, interval or source out of range)."""
         return self._one(_op("probe_ping", ns=ns, dst=dst, src=src, count=count,
-                             interval_ms=interval_ms, timeout_ms=timeout_ms))
+                             interval_ms=interval_ms, timeout_ms=timeout_ms,
+                             explain=True if explain else None))
 
     def probe_trace(
         self,

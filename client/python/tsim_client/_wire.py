@@ -5,7 +5,7 @@ import struct
 
 import msgpack
 
-PROTOCOL = (1, 4)
+PROTOCOL = (1, 5)
 HEADER = struct.Struct(">I")
 #: The largest frame accepted before the handshake tells the helper's limit.
 HANDSHAKE_MAX_FRAME = 64 * 1024
