@@ -478,6 +478,7 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
                         payloads_refused: false,
                         summary: "j".into(),
                     }),
+                    explain_unsupported: None,
                 }),
             ],
             error: None,

@@ -390,4 +390,10 @@ fn an_explained_probe_needs_ipv4_and_says_when_there_is_nothing_to_trace() {
             .is_some_and(|s| s.contains("no applied network")),
         "{v:#}"
     );
+    // This machine's iptables is the nft variant, so `status` says nothing against tracing
+    // (the legacy variant's answer is unit-tested in kernel/tools.rs).
+    let (status, v, out) = ctl(&helper, &["status"]);
+    assert_eq!(status, 0, "{}", text(&out));
+    assert!(v["tool_jail"].is_object(), "{v:#}");
+    assert!(v.get("explain_unsupported").is_none(), "{v:#}");
 }

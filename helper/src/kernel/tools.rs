@@ -102,6 +102,18 @@ impl Tools {
         Self { found }
     }
 
+    /// Why `iptables-restore` cannot trace packets, if it cannot: missing, or the legacy
+    /// variant (whose `TRACE` target logs through the kernel's log, not nf_tables' trace
+    /// events). The variant is the multi-call binary the found path resolves to.
+    pub fn trace_unsupported(&self) -> Option<String> {
+        let Some(path) = self.path(Tool::IptablesRestore) else {
+            return Some("iptables-restore is not installed (package iptables)".into());
+        };
+        let real = std::fs::canonicalize(path).ok()?;
+        let name = real.file_name()?.to_str()?;
+        variant_traces(name).err()
+    }
+
     /// The path of `tool`, if it was found.
     pub fn path(&self, tool: Tool) -> Option<&Path> {
         self.found
@@ -137,6 +149,19 @@ fn trusted(path: &Path) -> bool {
         && target.mode() & 0o022 == 0
         && target.mode() & 0o111 != 0
         && dir_ok
+}
+
+/// Whether the iptables behind the binary `name` (what `iptables-restore` resolves to) gives
+/// nf_tables trace events: the nft variant does; the legacy variant does not. An unknown
+/// name is taken to be nft (the variant Debian installs by default).
+fn variant_traces(name: &str) -> Result<(), String> {
+    if name.contains("legacy") {
+        Err(format!(
+            "iptables is the legacy variant ({name}), whose TRACE target gives no nf_tables trace events; explained probes need iptables-nft"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 /// What a tool printed, and whether it succeeded.
@@ -254,6 +279,20 @@ pub fn command(path: &Path, args: &[&str]) -> tokio::process::Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_nft_variant_traces() {
+        assert_eq!(variant_traces("xtables-nft-multi"), Ok(()));
+        assert_eq!(variant_traces("iptables-restore"), Ok(()));
+        let e = variant_traces("xtables-legacy-multi").unwrap_err();
+        assert!(e.contains("legacy variant (xtables-legacy-multi)"), "{e}");
+        assert!(
+            Tools::none()
+                .trace_unsupported()
+                .unwrap()
+                .contains("not installed")
+        );
+    }
 
     fn out(stderr: &str) -> Output {
         Output {

@@ -247,6 +247,10 @@ impl Session {
             session.unsupported = Some("there is no applied network with routers to trace".into());
             return Ok(session);
         }
+        if let Some(why) = ctx.helper.tools.trace_unsupported() {
+            session.unsupported = Some(why);
+            return Ok(session);
+        }
         let d = session.dscp.value();
         let helper = ctx.helper;
         let opened = join_all(session.routers.iter().map(|t| {

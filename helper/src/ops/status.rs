@@ -1,5 +1,5 @@
 //! `status`: version, uptime, managed objects, connections, per-operation statistics, and
-//! the tools' jail.
+//! the tools' jail, and whether explained probes can trace.
 
 use tsim_protocol::OpResult;
 use tsim_protocol::ops::{Status, StatusReport, ToolJail};
@@ -32,5 +32,6 @@ pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperE
             payloads_refused: !helper.jail.complete() && !helper.config.allow_unjailed_tools,
             summary: helper.jail.describe(),
         }),
+        explain_unsupported: helper.tools.trace_unsupported(),
     }))
 }

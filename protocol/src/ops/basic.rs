@@ -100,6 +100,13 @@ pub struct StatusReport {
     /// Since protocol 1.2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_jail: Option<ToolJail>,
+    /// Why explained probes (`explain`) cannot trace on this machine, when they cannot: the
+    /// tools are iptables' legacy variant, which has no nf_tables trace events, or are
+    /// missing.
+    ///
+    /// Since protocol 1.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain_unsupported: Option<String>,
 }
 
 /// The jail the helper runs `iptables-restore`, `iptables-save` and `ipset` in.

@@ -40,6 +40,9 @@ pub async fn run(ctx: &Ctx, _args: &Args) -> Result<(), CliError> {
         };
         out!("tool jail: {}{refused}", jail.summary);
     }
+    if let Some(why) = &s.explain_unsupported {
+        out!("explained probes: unsupported ({why})");
+    }
     if !s.ops.is_empty() {
         out!();
         out!(
