@@ -954,6 +954,21 @@ fn main() -> anyhow::Result<()> {
                     "| `tsimctl net setup --internet` on {label} in place (the diff adds the outside world alone) | {} | | |",
                     ms(added)
                 );
+                let x = net::explain_cost(&tsimctl, &helper.socket, dir, 20, &settle)?;
+                println!(
+                    "| `probe_ping -c 1 --explain` on {label} with `--internet`, from hq-gw to an external host (every one of its {} routers traced, {} on the path), Rust client, median of 20 | {} | the same ping without `--explain`: {} | {:.1}× |",
+                    x.routers,
+                    x.path,
+                    ms(x.ping.1),
+                    ms(x.ping.0),
+                    x.ping.1.as_secs_f64() / x.ping.0.as_secs_f64()
+                );
+                println!(
+                    "| `probe_tcp --explain` (an echo) on the same, median of 20 | {} | the same probe without `--explain`: {} | {:.1}× |",
+                    ms(x.tcp.1),
+                    ms(x.tcp.0),
+                    x.tcp.1.as_secs_f64() / x.tcp.0.as_secs_f64()
+                );
             }
         }
     }

@@ -148,6 +148,125 @@ pub fn internet_cost(
     Ok((median(&without_s), median(&with_s), median(&added_s)))
 }
 
+/// What `--explain` adds to a probe: median times of the same probe with and without it,
+/// interleaved.
+pub struct ExplainCost {
+    /// `probe_ping -c 1`: (without, with).
+    pub ping: (Duration, Duration),
+    /// `probe_tcp` with an echo: (without, with).
+    pub tcp: (Duration, Duration),
+    /// The routers traced (every router of the applied network).
+    pub routers: usize,
+    /// The routers the explained ping's packets passed.
+    pub path: usize,
+}
+
+/// Sets up `facts` with `--internet`, an external host 8.8.8.8 with a TCP echo service on
+/// port 80, and measures, through the Rust client, a ping (one echo request) and a TCP echo
+/// probe from the first router of the facts (its source 10.1.1.1) to it, `rounds` times with
+/// and `rounds` times without `explain`, interleaved. The probes cross the edge's
+/// MASQUERADE; every address is inside the bench's namespaces.
+pub fn explain_cost(
+    tsimctl_bin: &Path,
+    socket: &Path,
+    facts: &Path,
+    rounds: usize,
+    settle: &dyn Fn(),
+) -> anyhow::Result<ExplainCost> {
+    use tsim_client::BlockingClient;
+    use tsim_protocol::ops::{ProbeEcho, ProbePing, ProbeStatus, Transport};
+
+    let prefix = format!("bx{:x}-", std::process::id());
+    let dir = facts.display().to_string();
+    settle();
+    tsimctl(
+        tsimctl_bin,
+        socket,
+        &[
+            "net",
+            "setup",
+            "--facts",
+            &dir,
+            "--prefix",
+            &prefix,
+            "--internet",
+            "--quiet",
+        ],
+    )?;
+    let result = (|| {
+        let ext = format!("{prefix}g8");
+        tsimctl(
+            tsimctl_bin,
+            socket,
+            &["host", "add", &ext, "--ip", "8.8.8.8/32", "--internet"],
+        )?;
+        tsimctl(
+            tsimctl_bin,
+            socket,
+            &[
+                "svc", "start", "--ns", &ext, "--ip", "8.8.8.8", "--port", "80",
+            ],
+        )?;
+        let client = BlockingClient::connect(socket, "tsim-bench")?;
+        let from = format!("{prefix}hq-gw");
+        let ping = |explain| ProbePing {
+            ns: from.parse().expect("name"),
+            dst: "8.8.8.8".parse().expect("address"),
+            src: Some("10.1.1.1".parse().expect("address")),
+            count: Some(1),
+            interval_ms: None,
+            timeout_ms: Some(2000),
+            explain,
+        };
+        let tcp = |explain| ProbeEcho {
+            ns: from.parse().expect("name"),
+            dst: "8.8.8.8".parse().expect("address"),
+            port: 80,
+            src: Some("10.1.1.1".parse().expect("address")),
+            message: Some("Test\n".into()),
+            timeout_ms: Some(2000),
+            explain,
+        };
+        let (mut ping_s, mut tcp_s) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+        let (mut routers, mut path) = (0, 0);
+        // One of each first, not counted: the first explained probe finds the raw tables
+        // new, and the first packets fill the neighbour caches.
+        for round in 0..=rounds {
+            for explain in [false, true] {
+                let t = Instant::now();
+                let r = client.probe_ping(ping(explain))?;
+                let took = t.elapsed();
+                ensure!(r.received == 1, "the ping got no answer: {r:?}");
+                if let Some(e) = &r.explain {
+                    ensure!(e.unsupported.is_none(), "nothing traced: {e:?}");
+                    path = e.routers.len();
+                }
+                let t2 = Instant::now();
+                let r = client.probe_echo(Transport::Tcp, tcp(explain))?;
+                let took2 = t2.elapsed();
+                ensure!(r.status == ProbeStatus::Ok, "the TCP probe failed: {r:?}");
+                if round > 0 {
+                    ping_s[usize::from(explain)].push(took);
+                    tcp_s[usize::from(explain)].push(took2);
+                }
+            }
+        }
+        if let Ok(shown) = client.net_show() {
+            routers = shown.topology.map(|t| t.routers.len()).unwrap_or(0);
+        }
+        Ok(ExplainCost {
+            ping: (median(&ping_s[0]), median(&ping_s[1])),
+            tcp: (median(&tcp_s[0]), median(&tcp_s[1])),
+            routers,
+            path,
+        })
+    })();
+    let down = tsimctl(tsimctl_bin, socket, &["net", "teardown"]);
+    let cost = result?;
+    down?;
+    Ok(cost)
+}
+
 /// Sets up the network of `source`, adds `hosts` hosts spread over its routers (one request,
 /// each host behind the first bridged interface of its router, in a subnet of its own that
 /// needs an added gateway), and returns how long `tsimctl net teardown` takes to remove it
