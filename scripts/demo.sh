@@ -5,7 +5,8 @@
 # It shows: handshake and round trips; namespaces visible to `ip netns list`; an atomic batch
 # that fails and leaves nothing behind; the bundled example network (examples/facts) built
 # from facts, verified against them, probed from inside (ping, traceroute), test hosts added
-# (from the pool), an echo service probed over TCP, ping and trace from a host, the outside
+# (from the pool), an echo service probed over TCP, ping and trace from a host, a probe that says which
+# firewall rule dropped it (--explain), the outside
 # world (an external host at 8.8.8.8, reached through the edge's NAT both ways), and the
 # network torn down;
 # status with per-operation latencies; a clean shutdown.
@@ -68,6 +69,8 @@ show "$bin/tsimctl" probe ping --from "${prefix}cli" 10.0.3.100 -c 3 -i 0.05
 show "$bin/tsimctl" probe trace --from "${prefix}cli" 10.0.3.100
 printf '\n$ tsimctl probe udp --from cli 10.0.3.100:53   # lab forwards no UDP to its subnet\n'
 "$bin/tsimctl" probe udp --from "${prefix}cli" 10.0.3.100:53 --wait 0.3 || echo "(exit status $?)"
+printf '\n$ tsimctl probe udp --from cli 10.0.3.100:53 --explain   # which rule of which router\n'
+"$bin/tsimctl" probe udp --from "${prefix}cli" 10.0.3.100:53 --wait 0.3 --explain || echo "(exit status $?)"
 # The outside world: an external host at 8.8.8.8, behind the internet namespace that owns
 # edge's upstream gateway 192.0.2.254. Out through edge's MASQUERADE; in through its DNAT of
 # 8080 to web:80.
