@@ -35,7 +35,7 @@ echo "| host batches (one atomic request of 25 hosts and 25 single-host requests
 echo "| \`net setup\` of the 10-router network | $net | $(whole 'net setup') | $net_empty with no network, $((net - net_empty)) with the whole network (never a part) |"
 echo "| reachability jobs (3 at once, 3 routers, 6 services) | $reach | $(whole job) | $struck kills struck while the jobs' chains were installed; none left after the restart |"
 echo
-echo "Audited after every restart: the helper's namespaces equal \`/run/netns\` (same names, nothing extra either way), every host is whole, \`tsimctl net verify\` passes against the facts, no \`TSIM_REACH\` chain is left in any router; and after a full \`net teardown\`, no namespace of the run is left, the hidden namespace holds only \`lo\`, and no state record remains."
+echo "Audited after every restart: the helper's namespaces equal \`/run/netns\` (same names, nothing extra either way), every host is whole, \`tsimctl net verify\` passes against the facts, no \`TSIM_REACH\` chain or job \`TRACE\` rule is left in any router; and after a full \`net teardown\`, no namespace of the run is left, the hidden namespace holds only \`lo\`, and no state record remains."
 if [ "$status" != 0 ]; then
   echo
   echo "Failures:"

@@ -1,7 +1,8 @@
 //! Fault injection: the helper is killed with SIGKILL at a random moment during host batches,
 //! during `net setup` of the 10-router network, and during reachability jobs; after each
 //! restart nothing is leaked (namespaces, `/run/netns` entries, links in the hidden namespace,
-//! reach chains in the routers' mangle tables) and the registry equals the kernel.
+//! reach chains in the routers' mangle tables, no trace rules in their raw tables) and the
+//! registry equals the kernel.
 //!
 //! `TSIM_FAULT_RUNS` sets the runs per scenario (default 2; `bench/faults.sh` runs more and
 //! reports). `TSIM_FAULT_SEED` replays a run's random moments; each run prints its seed and
@@ -78,20 +79,23 @@ fn links(ns: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// What the routers' mangle tables hold of reachability jobs.
+/// What the routers' mangle and raw tables hold of reachability jobs (their counting chains
+/// and their `TRACE` rules).
 fn reach_leftovers(routers: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for r in routers {
-        let out = Command::new("ip")
-            .args(["netns", "exec", r, "iptables-save", "-t", "mangle"])
-            .output()
-            .unwrap();
-        found.extend(
-            text(&out)
-                .lines()
-                .filter(|l| l.contains("TSIM_REACH"))
-                .map(|l| format!("{r}: {l}")),
-        );
+        for table in ["mangle", "raw"] {
+            let out = Command::new("ip")
+                .args(["netns", "exec", r, "iptables-save", "-t", table])
+                .output()
+                .unwrap();
+            found.extend(
+                text(&out)
+                    .lines()
+                    .filter(|l| l.contains("TSIM_REACH") || l.contains("tsim-explain"))
+                    .map(|l| format!("{r}: {l}")),
+            );
+        }
     }
     found
 }

@@ -1,7 +1,7 @@
 //! The quick reachability analysis on the real kernel, on the 10-router test network with
 //! its firewalls: hq-gw's verdicts (original-system.md §10F), two concurrent jobs on one
-//! router, bad requests, and a cancelled job; each time, nothing of the jobs stays in the
-//! routers' mangle tables.
+//! router, bad requests, and a cancelled job; the rule that dropped each NO; each time,
+//! nothing of the jobs stays in the routers' mangle or raw tables.
 
 use std::process::Command;
 use std::time::Duration;
@@ -41,23 +41,19 @@ fn verdicts(r: &ReachResult, router: usize) -> Vec<(String, Verdict)> {
         .collect()
 }
 
-/// What the job left in a router's mangle table.
+/// What the job left in a router's mangle table (its counting chains) and raw table (its
+/// `TRACE` rules).
 fn leftovers(helper: &TestHelper, router: &str) -> Vec<String> {
     let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &helper.ns(router),
-            "iptables-save",
-            "-t",
-            "mangle",
-        ])
+        .args(["netns", "exec", &helper.ns(router), "iptables-save"])
         .output()
         .unwrap();
     assert!(out.status.success());
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains("TSIM_REACH") || l.contains("tsim-reach"))
+        .filter(|l| {
+            l.contains("TSIM_REACH") || l.contains("tsim-reach") || l.contains("tsim-explain")
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -90,6 +86,46 @@ fn hq_gw_forwards_what_its_firewall_allows() {
     assert_eq!(verdicts(&r, 0), want, "{r:?}");
     for s in &r.routers[0].services {
         assert!(s.seen >= 1, "{s:?}");
+    }
+    // Why each NO: the rule or policy of hq-gw's FORWARD chain that dropped the probes, as
+    // its iptables-save prints it (netfilter's trace of the job's own packets).
+    let saved = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &helper.ns("hq-gw"),
+            "iptables-save",
+            "-t",
+            "filter",
+        ])
+        .output()
+        .unwrap();
+    let forward: Vec<String> = String::from_utf8_lossy(&saved.stdout)
+        .lines()
+        .filter(|l| l.starts_with("-A FORWARD "))
+        .map(str::to_owned)
+        .collect();
+    for s in &r.routers[0].services {
+        match s.verdict {
+            No => {
+                let why = s.dropped_by.as_deref().unwrap_or_else(|| panic!("{s:?}"));
+                let rule = why
+                    .strip_prefix("filter FORWARD #")
+                    .and_then(|rest| rest.split_once(": "));
+                match rule {
+                    Some((n, line)) => {
+                        let n: usize = n.parse().unwrap();
+                        assert_eq!(forward.get(n - 1).map(String::as_str), Some(line), "{why}");
+                        assert!(
+                            line.ends_with("-j DROP") || line.ends_with("-j REJECT"),
+                            "{why}"
+                        );
+                    }
+                    None => assert_eq!(why, "filter FORWARD policy", "{s:?}"),
+                }
+            }
+            _ => assert_eq!(s.dropped_by, None, "{s:?}"),
+        }
     }
     // hq-lab, the other source's router, has the same inter-site rules in its FORWARD chain
     // (only ICMP, udp/33434-33534 and tcp/udp 10000 between sites).
@@ -160,6 +196,18 @@ fn concurrent_jobs_on_one_router_do_not_interfere() {
             );
         }
     }
+    // Each names the rule that dropped its NOs, the same one, whatever the other job's rules
+    // in the same tables at the time.
+    let why = |r: &ReachResult, port: u16| {
+        r.routers[0]
+            .services
+            .iter()
+            .find(|s| s.port == port)
+            .and_then(|s| s.dropped_by.clone())
+    };
+    assert!(why(&a, 22).is_some(), "{a:?}");
+    assert_eq!(why(&a, 22), why(&b, 22));
+    assert_eq!(why(&a, 53), why(&b, 53));
     assert!(leftovers(&helper, "hq-gw").is_empty());
 }
 

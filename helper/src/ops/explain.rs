@@ -46,7 +46,7 @@ const MAX_STEPS: usize = 256;
 /// How long the last packets get to cross the routers after the probe ended.
 const SETTLE: Duration = Duration::from_millis(10);
 /// Receive buffer of a trace socket.
-const RCVBUF: u32 = 1 << 20;
+pub(super) const RCVBUF: u32 = 1 << 20;
 
 fn comment(dscp: u8) -> String {
     format!("tsim-explain {dscp}")
@@ -60,7 +60,7 @@ fn rule(dscp: u8, chain: &str) -> String {
 }
 
 /// The payload that installs the probe's `TRACE` rules (first in their chains).
-fn install_payload(dscp: u8) -> String {
+pub(super) fn install_payload(dscp: u8) -> String {
     let mut p = String::from("*raw\n");
     for chain in ["PREROUTING", "OUTPUT"] {
         p.push_str(&format!(
@@ -73,7 +73,7 @@ fn install_payload(dscp: u8) -> String {
 }
 
 /// The payload that removes exactly what [`install_payload`] installed.
-fn exact_removal_payload(dscp: u8) -> String {
+pub(super) fn exact_removal_payload(dscp: u8) -> String {
     let mut p = String::from("*raw\n");
     for chain in ["PREROUTING", "OUTPUT"] {
         p.push_str(&format!("-D {}\n", rule(dscp, chain)));
@@ -116,7 +116,7 @@ async fn restore(helper: &Helper, t: &Traced, payload: String) -> Result<String,
 
 /// Removes what the table shows of `dscp`'s rules (of every value when `None`); true if
 /// there was something.
-async fn remove_read(
+pub(super) async fn remove_read(
     helper: &Helper,
     name: &NsName,
     ino: u64,
@@ -146,7 +146,7 @@ async fn remove_read(
 static DIRTY: std::sync::Mutex<std::collections::BTreeSet<(u64, u8)>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
-fn dirty(ino: u64, dscp: u8, set: Option<bool>) -> bool {
+pub(super) fn dirty(ino: u64, dscp: u8, set: Option<bool>) -> bool {
     let mut d = DIRTY.lock().unwrap_or_else(|p| p.into_inner());
     match set {
         Some(true) => d.insert((ino, dscp)),
@@ -373,6 +373,214 @@ struct PathKey {
     not_local: bool,
 }
 
+/// One rule of a router as an explanation shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shown {
+    /// Its position among the router's own rules of its chain, from 1.
+    position: u32,
+    /// The rule as `iptables-save` prints it (absent when the chain changed while it was
+    /// read).
+    line: Option<String>,
+    /// One of the helper's own (an explained probe's `TRACE` rule, a reachability job's
+    /// jump or counting rule, of any job): never shown.
+    ours: bool,
+}
+
+/// What turns a router's trace events into rules: for each chain met, each rule handle's
+/// [`Shown`].
+struct Rules {
+    by_handle: HashMap<(String, String), HashMap<u64, Shown>>,
+}
+
+/// Whether an `iptables-save` rule line is one the helper put there for a job.
+fn is_ours(line: &str) -> bool {
+    line.contains("--comment \"tsim-explain ")
+        || line.contains("--comment \"tsim-reach ")
+        || line.contains("-j TSIM_REACH_")
+}
+
+/// The rules of one chain, from its handles in order and its `iptables-save` lines, read
+/// one after the other: aligned only when there are as many of each (the caller reads the
+/// handles again after the lines, to know that nothing changed in between). Positions count
+/// the router's own rules, not the helper's.
+fn shown(handles: &[u64], lines: Option<&Vec<String>>) -> HashMap<u64, Shown> {
+    let lines = lines.filter(|l| l.len() == handles.len());
+    let mut position = 0;
+    handles
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let line = lines.map(|l| l[i].clone());
+            let ours = line.as_deref().is_some_and(is_ours);
+            if !ours {
+                position += 1;
+            }
+            (
+                *h,
+                Shown {
+                    position,
+                    line,
+                    ours,
+                },
+            )
+        })
+        .collect()
+}
+
+impl Rules {
+    /// The chains whose rules `events` met (what [`Rules::read`] reads).
+    fn chains<'a>(events: impl Iterator<Item = &'a Event>) -> Vec<(String, String)> {
+        let mut chains: Vec<(String, String)> = events
+            .filter(|e| e.kind == Kind::Rule && e.handle.is_some())
+            .map(|e| (e.table.clone(), e.chain.clone()))
+            .collect();
+        chains.sort();
+        chains.dedup();
+        chains
+    }
+
+    /// Reads, from the router, what turns rule events in `chains` into rules (nothing when
+    /// there are none): the chains' rule handles, `iptables-save`, and the handles again;
+    /// tried up to three times until the handles did not change around the save (another
+    /// job's rules come and go), after which a changing chain's rules keep their positions
+    /// but not their lines.
+    async fn read(
+        helper: &Helper,
+        name: &NsName,
+        ino: u64,
+        chains: Vec<(String, String)>,
+    ) -> Result<Self, HelperError> {
+        if chains.is_empty() {
+            return Ok(Self {
+                by_handle: HashMap::new(),
+            });
+        }
+        let dump = |chains: Vec<(String, String)>| async move {
+            helper
+                .netns
+                .run_in(name, ino, move || {
+                    chains
+                        .into_iter()
+                        .map(|(table, chain)| {
+                            let h = nftrace::rule_handles(&table, &chain).unwrap_or_default();
+                            ((table, chain), h)
+                        })
+                        .collect::<HashMap<_, _>>()
+                })
+                .await
+                .map_err(|e| HelperError::Kernel(format!("Cannot enter router {name}: {e}")))
+        };
+        let mut before = dump(chains.clone()).await?;
+        let mut by_handle = HashMap::new();
+        for attempt in 0..3 {
+            let saved = helper
+                .firewall()
+                .run_checked(name, ino, Tool::IptablesSave, &[], None)
+                .await?;
+            let lines = save_lines(&saved);
+            let after = dump(chains.clone()).await?;
+            let steady = before == after;
+            if steady || attempt == 2 {
+                by_handle = after
+                    .iter()
+                    .map(|(key, h)| {
+                        let l = if before.get(key) == Some(h) {
+                            lines.get(key)
+                        } else {
+                            None
+                        };
+                        (key.clone(), shown(h, l))
+                    })
+                    .collect();
+                break;
+            }
+            before = after;
+        }
+        Ok(Self { by_handle })
+    }
+
+    /// The step one event shows, or `None` for what is not shown: the end of a chain's rules
+    /// (before its policy: nothing decided there), and the helper's own rules.
+    fn step(&self, e: &Event) -> Option<ExplainStep> {
+        if e.kind == Kind::Rule && e.handle.is_none() {
+            return None;
+        }
+        let key = (e.table.clone(), e.chain.clone());
+        let shown = e
+            .handle
+            .and_then(|h| self.by_handle.get(&key)?.get(&h).cloned());
+        if shown.as_ref().is_some_and(|s| s.ours) {
+            return None;
+        }
+        let kind = match e.kind {
+            Kind::Rule => "rule",
+            Kind::Policy => "policy",
+            Kind::Return => "return",
+        };
+        Some(ExplainStep {
+            table: e.table.clone(),
+            chain: e.chain.clone(),
+            kind: kind.into(),
+            position: shown.as_ref().map(|s| s.position),
+            rule: shown.and_then(|s| s.line),
+            verdict: e.verdict.word(),
+        })
+    }
+}
+
+/// A dropping step in words: `filter FORWARD #5: -A FORWARD ... -j DROP`, or
+/// `filter FORWARD policy`.
+fn dropped_by(s: &ExplainStep) -> String {
+    match (&s.position, &s.rule) {
+        (Some(pos), Some(rule)) => format!("{} {} #{pos}: {rule}", s.table, s.chain),
+        (Some(pos), None) => format!("{} {} #{pos}", s.table, s.chain),
+        _ => format!("{} {} {}", s.table, s.chain, s.kind),
+    }
+}
+
+/// What the router did to a probe's packets, from the events queued on its trace socket
+/// now: for every TCP or UDP request with DSCP `dscp` that a rule or policy dropped, its
+/// protocol, destination port and the dropping step in words (the first drop of each
+/// protocol and port). For the reachability jobs, whose verdicts say only that a router
+/// dropped a service's packets.
+pub(super) async fn drops(
+    helper: &Helper,
+    name: &NsName,
+    ino: u64,
+    socket: &OwnedFd,
+    dscp: u8,
+) -> Result<HashMap<(u8, u16), String>, HelperError> {
+    let (events, _) = nftrace::drain(socket);
+    let packets = group(&events, dscp);
+    let dropping: Vec<&Packet<'_>> = packets
+        .iter()
+        .filter(|p| {
+            p.request && p.dport.is_some() && p.events.iter().any(|e| e.verdict == Verdict::Drop)
+        })
+        .collect();
+    let chains = Rules::chains(
+        dropping
+            .iter()
+            .flat_map(|p| p.events.iter().copied())
+            .filter(|e| e.verdict == Verdict::Drop),
+    );
+    let rules = Rules::read(helper, name, ino, chains).await?;
+    let mut out = HashMap::new();
+    for p in dropping {
+        let Some(port) = p.dport else { continue };
+        let step = p
+            .events
+            .iter()
+            .filter(|e| e.verdict == Verdict::Drop)
+            .find_map(|e| rules.step(e));
+        if let Some(step) = step {
+            out.entry((p.proto, port))
+                .or_insert_with(|| dropped_by(&step));
+        }
+    }
+    Ok(out)
+}
+
 /// One router's events, as the answer shows them, with where the router is on the path;
 /// `None` when the probe's packets did not pass it.
 async fn read_router(
@@ -388,47 +596,19 @@ async fn read_router(
     if packets.is_empty() {
         return Ok(None);
     }
-    // The positions of the rules met, from the chains' rule handles in order.
-    let chains: Vec<(String, String)> = {
-        let mut c: Vec<(String, String)> = packets
+    let chains = Rules::chains(
+        packets
             .iter()
-            .flat_map(|p| p.events.iter())
-            .filter(|e| e.kind == Kind::Rule)
-            .map(|e| (e.table.clone(), e.chain.clone()))
-            .collect();
-        c.sort();
-        c.dedup();
-        c
-    };
-    let wanted = chains.clone();
-    let handles = helper
-        .netns
-        .run_in(&t.name, t.ino, move || {
-            wanted
-                .into_iter()
-                .map(|(table, chain)| {
-                    let h = nftrace::rule_handles(&table, &chain).unwrap_or_default();
-                    ((table, chain), h)
-                })
-                .collect::<HashMap<_, _>>()
-        })
-        .await
-        .map_err(|e| HelperError::Kernel(format!("Cannot enter router {}: {e}", t.name)))?;
-    let saved = if chains.is_empty() {
-        String::new()
-    } else {
-        helper
-            .firewall()
-            .run_checked(&t.name, t.ino, Tool::IptablesSave, &[], None)
-            .await?
-    };
-    let lines = save_lines(&saved);
+            .take(MAX_PACKETS)
+            .flat_map(|p| p.events.iter().copied()),
+    );
+    let rules = Rules::read(helper, &t.name, t.ino, chains).await?;
     let mut key = PathKey {
         ttl_down: u8::MAX,
         not_local: true,
     };
     let mut out = Vec::new();
-    let mut dropped_by = None;
+    let mut dropped = None;
     for p in packets.iter().take(MAX_PACKETS) {
         if p.request {
             key.ttl_down = key.ttl_down.min(u8::MAX - p.ttl);
@@ -437,44 +617,12 @@ async fn read_router(
             }
         }
         let mut steps = Vec::new();
-        for e in &p.events {
-            if e.kind == Kind::Rule && e.handle.is_none() {
-                continue; // The end of a chain's rules, before its policy: nothing decided.
-            }
-            let position = e.handle.and_then(|h| {
-                let list = handles.get(&(e.table.clone(), e.chain.clone()))?;
-                list.iter().position(|x| *x == h).map(|i| i as u32 + 1)
-            });
-            let rule = position.and_then(|pos| {
-                lines
-                    .get(&(e.table.clone(), e.chain.clone()))?
-                    .get(pos as usize - 1)
-                    .cloned()
-            });
-            if rule.as_deref().is_some_and(|r| r.contains(&comment(dscp))) {
-                continue; // The probe's own TRACE rule.
-            }
-            let kind = match e.kind {
-                Kind::Rule => "rule",
-                Kind::Policy => "policy",
-                Kind::Return => "return",
-            };
-            if e.verdict == Verdict::Drop && dropped_by.is_none() {
-                dropped_by = Some(match (&position, &rule) {
-                    (Some(pos), Some(rule)) => format!("{} {} #{pos}: {rule}", e.table, e.chain),
-                    (Some(pos), None) => format!("{} {} #{pos}", e.table, e.chain),
-                    _ => format!("{} {} {kind}", e.table, e.chain),
-                });
+        for step in p.events.iter().filter_map(|e| rules.step(e)) {
+            if step.verdict == "drop" && dropped.is_none() {
+                dropped = Some(dropped_by(&step));
             }
             if steps.len() < MAX_STEPS {
-                steps.push(ExplainStep {
-                    table: e.table.clone(),
-                    chain: e.chain.clone(),
-                    kind: kind.into(),
-                    position,
-                    rule,
-                    verdict: e.verdict.word(),
-                });
+                steps.push(step);
             }
         }
         let verdict = if steps.iter().any(|s| s.verdict == "drop") {
@@ -502,7 +650,7 @@ async fn read_router(
         ExplainRouter {
             router: t.name.clone(),
             packets: out,
-            dropped_by,
+            dropped_by: dropped,
             incomplete: lost,
         },
     )))
@@ -530,6 +678,9 @@ fn save_lines(saved: &str) -> HashMap<(String, String), Vec<String>> {
 struct Packet<'a> {
     summary: String,
     ttl: u8,
+    /// The IP protocol, and the TCP or UDP destination port.
+    proto: u8,
+    dport: Option<u16>,
     /// Not a reply or an ICMP error: one of the probe's own.
     request: bool,
     /// Sent by this router itself (it met OUTPUT).
@@ -560,6 +711,14 @@ fn group(events: &[Event], dscp: u8) -> Vec<Packet<'_>> {
                 out.push(Packet {
                     summary: summary(&ip, &e.transport),
                     ttl: ip.ttl,
+                    proto: ip.proto,
+                    dport: match ip.proto {
+                        6 | 17 => e
+                            .transport
+                            .get(2..4)
+                            .map(|b| u16::from_be_bytes([b[0], b[1]])),
+                        _ => None,
+                    },
                     request: is_request(ip.proto, &e.transport),
                     local: e.chain == "OUTPUT",
                     events: Vec::new(),
@@ -733,6 +892,42 @@ mod tests {
             g[1].summary,
             "ICMP 10.1.1.1 > 10.3.20.1 unreachable code 3 ttl 64"
         );
+    }
+
+    #[test]
+    fn positions_count_the_routers_own_rules_and_need_aligned_reads() {
+        let lines: Vec<String> = [
+            "-A PREROUTING -m dscp --dscp 0x31 -m comment --comment \"tsim-explain 49\" -j TRACE",
+            "-A PREROUTING -m dscp --dscp 0x21 -j TSIM_REACH_PRE_33",
+            "-A PREROUTING -s 10.0.0.0/8 -j DROP",
+            "-A PREROUTING -j LOG --log-prefix \"tsim-reach \"",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let s = shown(&[7, 9, 3, 12], Some(&lines));
+        assert!(s[&7].ours && s[&9].ours);
+        assert_eq!(
+            s[&3],
+            Shown {
+                position: 1,
+                line: Some(lines[2].clone()),
+                ours: false
+            }
+        );
+        // A log prefix that happens to read like ours is the router's.
+        assert_eq!((s[&12].position, s[&12].ours), (2, false));
+        // A chain that changed between the reads: positions, no lines, nothing hidden.
+        let s = shown(&[7, 3], Some(&lines));
+        assert_eq!(
+            s[&3],
+            Shown {
+                position: 2,
+                line: None,
+                ours: false
+            }
+        );
+        assert!(shown(&[1], None)[&1].line.is_none());
     }
 
     #[test]

@@ -13,15 +13,24 @@
 //! the probes; the jobs polling one router share its reads ([`counted`]); the removal takes
 //! exactly what was installed in one step, and reads the table only if that fails.
 //!
+//! Why a router dropped a service (`dropped_by`): where the kernel traces (iptables-nft),
+//! the same installation also puts a `TRACE` rule for the job's value first in the router's
+//! raw table (an explained probe's, see [`super::explain`]), the job listens to the
+//! router's trace events, and a `no` verdict names the rule or policy that dropped the
+//! service's packets. It costs no extra tool run, only an `iptables-save` of a router whose
+//! packets a rule (not a policy) dropped.
+//!
 //! Invariant: whatever happens to the job (an error, a failed probe, cancellation), its
 //! chains and jump rules are removed from every router before it answers, and its DSCP value
 //! is freed; where a removal failed, the next job with that DSCP value on that router removes
 //! the leftovers before it installs its own, and at start ([`sweep`]) every router of the applied network is cleared of
 //! them, so a crash in the middle of a job leaves nothing once the helper is back. Nothing else
-//! of the routers is touched (no neighbour entries).
+//! of the routers is touched (no neighbour entries). The same holds for the `TRACE` rules,
+//! whose leftovers [`super::explain::sweep`] removes at start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,8 +42,9 @@ use tsim_protocol::ops::{
 };
 use tsim_protocol::{NsName, Op, OpResult};
 
-use super::{OpCtx, dispatch_boxed};
+use super::{OpCtx, dispatch_boxed, explain};
 use crate::base::error::{HelperError, chain};
+use crate::kernel::nftrace;
 use crate::kernel::tools::Tool;
 use crate::txn::Txn;
 
@@ -292,6 +302,8 @@ struct Target {
     source: NsName,
     source_ino: u64,
     egress: Option<String>,
+    /// The router's trace socket, when it is traced (see the module's documentation).
+    trace: Option<OwnedFd>,
 }
 
 /// The latest `iptables-save -c -t mangle` of each router (by namespace inode) with when it
@@ -413,10 +425,24 @@ pub(super) async fn reach(
             source: source.clone(),
             source_ino: source_ns.ino,
             egress,
+            trace: None,
         });
     }
     let dscp = Dscp::take(ctx.peer.uid, ctx.helper.config.quota_reach_jobs)?;
     let d = dscp.0;
+    if ctx.helper.tools.trace_unsupported().is_none() {
+        let opened = join_all(targets.iter().map(|t| {
+            ctx.helper
+                .netns
+                .run_in(&t.router, t.ino, || nftrace::listen(explain::RCVBUF))
+        }))
+        .await;
+        for (t, o) in targets.iter_mut().zip(opened) {
+            // A router that cannot be traced still gets its verdicts.
+            t.trace = o.ok().and_then(Result::ok);
+        }
+    }
+    let targets = targets;
 
     // Each router's steps run on all routers at once: every step is a tool run (a process)
     // per router, and the routers are independent.
@@ -429,11 +455,18 @@ pub(super) async fn reach(
         // Every installation runs to its end (none is dropped half-way when another fails),
         // so that the clean-up below finds what there is to remove.
         join_all(targets.iter().map(|t| {
-            let payload = payload.clone();
+            let mut payload = payload.clone();
+            if t.trace.is_some() {
+                payload.push_str(&explain::install_payload(d));
+            }
             async move {
                 if dirty(t.ino, d, None) {
                     remove(ctx, t, d).await?;
                     dirty(t.ino, d, Some(false));
+                }
+                if explain::dirty(t.ino, d, None) {
+                    explain::remove_read(ctx.helper, &t.router, t.ino, Some(d)).await?;
+                    explain::dirty(t.ino, d, Some(false));
                 }
                 restore(ctx, t, payload).await
             }
@@ -491,8 +524,30 @@ pub(super) async fn reach(
             Some(now) => now,
             None => read_all().await?,
         };
+        // Why: what dropped the services a router saw and did not forward. The trace events
+        // were queued as the packets passed, before their counts could be read.
+        let services_ref = &services;
+        let why = join_all(targets.iter().zip(&afters).map(|(t, after)| async move {
+            let services = services_ref;
+            let dropped_some = services.iter().any(|&(port, proto)| {
+                after.get(&comment(d, "PRE", port, proto)).copied().unwrap_or(0) > 0
+                    && after.get(&comment(d, "POST", port, proto)).copied().unwrap_or(0) == 0
+            });
+            match &t.trace {
+                Some(socket) if dropped_some => {
+                    explain::drops(ctx.helper, &t.router, t.ino, socket, d)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(router = %t.router, error = %chain(&e), "Cannot say why a router dropped a reachability job's probes");
+                            Default::default()
+                        })
+                }
+                _ => Default::default(),
+            }
+        }))
+        .await;
         let mut routers = Vec::new();
-        for (t, after) in targets.iter().zip(afters) {
+        for ((t, after), why) in targets.iter().zip(afters).zip(why) {
             let delta = |hook: &str, port: u16, proto: Transport| {
                 after
                     .get(&comment(d, hook, port, proto))
@@ -509,12 +564,19 @@ pub(super) async fn reach(
                         (s, 0) if s > 0 => Verdict::No,
                         _ => Verdict::Unknown,
                     };
+                    let ip_proto = match proto {
+                        Transport::Tcp => 6,
+                        Transport::Udp => 17,
+                    };
                     ReachService {
                         port,
                         proto,
                         verdict,
                         seen,
                         forwarded,
+                        dropped_by: (verdict == Verdict::No)
+                            .then(|| why.get(&(ip_proto, port)).cloned())
+                            .flatten(),
                     }
                 })
                 .collect();
@@ -534,16 +596,30 @@ pub(super) async fn reach(
     // removed; if that fails too, the next job with this DSCP value there tries again.
     let mut cleanup_error = None;
     let removed = join_all(targets.iter().map(|t| async move {
-        let exact = restore(ctx, t, exact_removal_payload(d)).await;
-        match exact {
+        let mut exact = exact_removal_payload(d);
+        if t.trace.is_some() {
+            exact.push_str(&explain::exact_removal_payload(d));
+        }
+        match restore(ctx, t, exact).await {
             Ok(_) => Ok(()),
-            Err(_) => remove(ctx, t, d).await,
+            Err(_) => {
+                let traced = match &t.trace {
+                    Some(_) => explain::remove_read(ctx.helper, &t.router, t.ino, Some(d))
+                        .await
+                        .map(|_| ()),
+                    None => Ok(()),
+                };
+                remove(ctx, t, d).await.and(traced)
+            }
         }
     }))
     .await;
     for (t, r) in targets.iter().zip(removed) {
         if let Err(e) = r {
             dirty(t.ino, d, Some(true));
+            if t.trace.is_some() {
+                explain::dirty(t.ino, d, Some(true));
+            }
             tracing::error!(router = %t.router, dscp = d, error = %chain(&e), "Cannot remove a reachability job's chains");
             cleanup_error.get_or_insert(e);
         }

@@ -309,6 +309,13 @@ pub struct ReachService {
     pub seen: u64,
     /// Probe packets counted leaving it (POSTROUTING).
     pub forwarded: u64,
+    /// For `no`: the rule or policy of the router's firewall that dropped the probes, from
+    /// netfilter's trace (`filter FORWARD #5: -A FORWARD -j DROP`, `filter FORWARD policy`);
+    /// absent when it could not be traced.
+    ///
+    /// Since protocol 1.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_by: Option<String>,
 }
 
 /// One router's verdicts.

@@ -130,8 +130,9 @@ enum Command {
     ///
     /// Each source host (give one per router to test) sends DSCP-marked probes for every
     /// service; the counters of its router say whether the router forwarded them (YES),
-    /// dropped them (NO) or never saw them (UNKNOWN). Exit status 0 when the analysis ran,
-    /// whatever the verdicts.
+    /// dropped them (NO, with the rule or policy that dropped them where netfilter traces)
+    /// or never saw them (UNKNOWN). Exit status 0 when the analysis ran, whatever the
+    /// verdicts.
     Reach(Reach),
 }
 
@@ -431,8 +432,13 @@ fn print_reach(r: &Reach, result: &ReachResult) {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_uppercase))
                 .unwrap_or_default();
+            let why = s
+                .dropped_by
+                .as_deref()
+                .map(|w| format!("  dropped by {w}"))
+                .unwrap_or_default();
             out!(
-                "  {:>5}/{:<3}  {:<7}  (seen {}, forwarded {})",
+                "  {:>5}/{:<3}  {:<7}  (seen {}, forwarded {}){why}",
                 s.port,
                 s.proto,
                 verdict,
