@@ -8,7 +8,8 @@
 //!
 //! The phases (`--only`): `rtt` (no-op round trips), `namespaces`, `host` (hosts on the example
 //! network), `hosts` (host-sized batches), `svc` (echo services and probes), `net` (network
-//! setup and teardown), each printed as rows of one table; and `load` (`load.rs`: many clients
+//! setup and teardown), `trace` (the quick analysis with and without packet tracing), each
+//! printed as rows of one table; and `load` (`load.rs`: many clients
 //! with a mix of operations), printed as its own section after the table; and `hostile`
 //! (`hostile.rs`: memory and root's ping while a member of the group attacks), another section.
 
@@ -576,7 +577,7 @@ fn main() -> anyhow::Result<()> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).to_owned(),
     };
     let wants = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
-    let table = ["rtt", "namespaces", "host", "hosts", "svc", "net"];
+    let table = ["rtt", "namespaces", "host", "hosts", "svc", "net", "trace"];
     if table.iter().any(|p| wants(p)) {
         println!("| measure | tsim-helper | baseline (same run) | ratio |");
         println!("| --- | --- | --- | --- |");
@@ -971,6 +972,36 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+    }
+    if wants("trace") {
+        // What tracing adds to the quick analysis: the same jobs on a helper that traces
+        // and on one started with `--no-trace`, alternately, 3 rounds of 10 jobs each.
+        let tsimctl = binary.with_file_name("tsimctl");
+        let facts = match &args.facts {
+            Some(d) => d.clone(),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/facts10/raw"),
+        };
+        let (mut traced, mut untraced) = (Vec::new(), Vec::new());
+        let (mut no, mut named) = (0, 0);
+        for _ in 0..3 {
+            for (extra, into) in [(&[][..], &mut traced), (&["--no-trace"][..], &mut untraced)] {
+                settle();
+                let helper = start_helper_with(&binary, extra)?;
+                let (times, n, w) = net::reach_jobs(&tsimctl, &helper.socket, &facts, 10)?;
+                into.extend(times);
+                if extra.is_empty() {
+                    (no, named) = (n, w);
+                }
+            }
+        }
+        let (t, u) = (net::median(&traced), net::median(&untraced));
+        println!(
+            "| `probe_reach` on the 10-router facts, 7 services from hq-gw and hq-lab ({no} NO verdicts, {named} naming the rule that dropped them), median of {} | {} | the same on a helper with `--no-trace` (no rule named): {} | {:.2}× |",
+            traced.len(),
+            ms(t),
+            ms(u),
+            t.as_secs_f64() / u.as_secs_f64()
+        );
     }
     // Last: its section follows the table.
     if wants("load") {

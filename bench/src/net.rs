@@ -34,7 +34,7 @@ impl NetResult {
     }
 }
 
-fn median(v: &[Duration]) -> Duration {
+pub fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort_unstable();
     v[v.len() / 2]
@@ -265,6 +265,71 @@ pub fn explain_cost(
     let cost = result?;
     down?;
     Ok(cost)
+}
+
+/// One helper's reachability jobs on `facts`: the network set up, a source host on hq-gw
+/// (10.1.1.100) and one on hq-lab (10.1.10.100), then `jobs` jobs one after the other from
+/// both, for 7 services towards 10.2.1.1 (5 of them dropped by both routers' FORWARD
+/// chains); the times, and how many NO verdicts of the last job named their rule.
+pub fn reach_jobs(
+    tsimctl_bin: &Path,
+    socket: &Path,
+    facts: &Path,
+    jobs: usize,
+) -> anyhow::Result<(Vec<Duration>, usize, usize)> {
+    use tsim_client::BlockingClient;
+    use tsim_protocol::ops::{ProbeReach, Verdict};
+
+    let prefix = format!("br{:x}-", std::process::id());
+    let dir = facts.display().to_string();
+    tsimctl(
+        tsimctl_bin,
+        socket,
+        &[
+            "net", "setup", "--facts", &dir, "--prefix", &prefix, "--quiet",
+        ],
+    )?;
+    let result = (|| {
+        let (src, lab) = (format!("{prefix}src1"), format!("{prefix}lab1"));
+        for (name, ip, router) in [
+            (&src, "10.1.1.100/24", "hq-gw"),
+            (&lab, "10.1.10.100/24", "hq-lab"),
+        ] {
+            let router = format!("{prefix}{router}");
+            tsimctl(
+                tsimctl_bin,
+                socket,
+                &["host", "add", name, "--ip", ip, "--router", &router],
+            )?;
+        }
+        let client = BlockingClient::connect(socket, "tsim-bench")?;
+        let job = ProbeReach {
+            from: vec![src.parse()?, lab.parse()?],
+            dst: "10.2.1.1".parse()?,
+            ports: "22,80,443/tcp,53/udp,161/udp,10000/tcp,33434/udp".into(),
+            timeout_ms: Some(500),
+        };
+        let mut times = Vec::with_capacity(jobs);
+        let (mut no, mut named) = (0, 0);
+        for _ in 0..jobs {
+            let t = Instant::now();
+            let r = client.probe_reach(job.clone())?;
+            times.push(t.elapsed());
+            let nos: Vec<_> = r
+                .routers
+                .iter()
+                .flat_map(|r| r.services.iter())
+                .filter(|s| s.verdict == Verdict::No)
+                .collect();
+            no = nos.len();
+            named = nos.iter().filter(|s| s.dropped_by.is_some()).count();
+        }
+        Ok::<_, anyhow::Error>((times, no, named))
+    })();
+    let down = tsimctl(tsimctl_bin, socket, &["net", "teardown"]);
+    let r = result?;
+    down?;
+    Ok(r)
 }
 
 /// Sets up the network of `source`, adds `hosts` hosts spread over its routers (one request,

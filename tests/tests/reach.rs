@@ -9,7 +9,7 @@ use std::time::Duration;
 use tsim_client::{BlockingClient, ClientError, RequestOptions};
 use tsim_protocol::ops::{ProbeReach, ReachResult, Verdict};
 use tsim_protocol::{ErrorCode, Op, OpResult};
-use tsim_tests::{TestHelper, facts10, require_priv};
+use tsim_tests::{HelperOptions, TestHelper, facts10, require_priv};
 
 /// The 10-router network with source hosts `src1`, `src2` (10.1.1.100, .101, on hq-gw's
 /// eth1 subnet) and `lab1` (10.1.10.100, behind hq-lab).
@@ -274,4 +274,37 @@ fn bad_requests_and_a_cancelled_job_leave_nothing() {
             .probe_reach(job(&helper, &["src1"], "33434/udp"))
             .unwrap();
     }
+}
+
+#[test]
+fn without_tracing_the_verdicts_stand_and_name_no_rule() {
+    require_priv!();
+    let helper = TestHelper::start_with(HelperOptions {
+        args: vec!["--no-trace".into()],
+        ..HelperOptions::default()
+    });
+    helper.net_setup(&facts10());
+    helper.add_hosts(&[("src1", "10.1.1.100/24", "hq-gw")]);
+    let client = helper.client();
+    let status = client.status().unwrap();
+    assert!(
+        status
+            .explain_unsupported
+            .as_deref()
+            .is_some_and(|w| w.contains("--no-trace")),
+        "{status:?}"
+    );
+    let r = client
+        .probe_reach(job(&helper, &["src1"], "22/tcp,10000/tcp"))
+        .unwrap();
+    use Verdict::{No, Yes};
+    assert_eq!(
+        verdicts(&r, 0),
+        [("22/tcp".to_string(), No), ("10000/tcp".to_string(), Yes)]
+    );
+    assert!(
+        r.routers[0].services.iter().all(|s| s.dropped_by.is_none()),
+        "{r:?}"
+    );
+    assert!(leftovers(&helper, "hq-gw").is_empty());
 }

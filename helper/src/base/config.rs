@@ -174,6 +174,11 @@ pub struct Config {
     #[arg(long)]
     pub allow_unjailed_tools: bool,
 
+    /// Never trace packets: no `TRACE` rule goes into any router, so explained probes run
+    /// untraced (their explanation says why) and `probe reach`'s NO verdicts name no rule.
+    #[arg(long)]
+    pub no_trace: bool,
+
     /// Test only (debug builds): skip the payload screen, to show that the jail holds.
     #[cfg(debug_assertions)]
     #[arg(long, hide = true)]

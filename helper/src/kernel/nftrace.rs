@@ -39,6 +39,13 @@ const VERDICT_CHAIN: u16 = 2;
 const RULE_TABLE: u16 = 1;
 const RULE_CHAIN: u16 = 2;
 const RULE_HANDLE: u16 = 3;
+/// `NFTA_RULE_EXPRESSIONS`, `NFTA_RULE_COMPAT`, `NFTA_RULE_USERDATA`: what a rule does.
+const RULE_EXPRESSIONS: u16 = 4;
+const RULE_COMPAT: u16 = 5;
+const RULE_USERDATA: u16 = 7;
+/// `NFTA_LIST_ELEM`, `NFTA_EXPR_NAME`.
+const LIST_ELEM: u16 = 1;
+const EXPR_NAME: u16 = 1;
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
@@ -407,9 +414,33 @@ fn getrule(seq: u32, table: &str, chain: &str) -> Vec<u8> {
     msg
 }
 
-/// What one datagram of a rule dump holds: the handles of the rules of `table`/`chain` in
-/// it, in order, and whether the dump ended (with its error, if it failed).
-fn dump_part(buf: &[u8], table: &str, chain: &str) -> (Vec<u64>, Option<io::Result<()>>) {
+/// A digest of what a rule does: its expressions but its counters (which change with every
+/// packet), its compat flags and its user data (iptables-nft's comment). Equal digests of
+/// one handle mean the rule was not replaced, so `iptables-save` spells it as before.
+fn digest(rule_attrs: &[(u16, &[u8])]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (k, v) in rule_attrs {
+        match *k {
+            RULE_EXPRESSIONS => {
+                for (e, elem) in attrs(v) {
+                    let parts = attrs(elem);
+                    let name = parts.iter().find(|(k, _)| *k == EXPR_NAME).map(|p| p.1);
+                    if e == LIST_ELEM && name != Some(b"counter\0".as_slice()) {
+                        (k, elem).hash(&mut h);
+                    }
+                }
+            }
+            RULE_COMPAT | RULE_USERDATA => (k, v).hash(&mut h),
+            _ => {}
+        }
+    }
+    h.finish()
+}
+
+/// What one datagram of a rule dump holds: the rules of `table`/`chain` in it, in order, as
+/// (handle, [`digest`]), and whether the dump ended (with its error, if it failed).
+fn dump_part(buf: &[u8], table: &str, chain: &str) -> (Vec<(u64, u64)>, Option<io::Result<()>>) {
     let mut handles = Vec::new();
     for (kind, body) in messages(buf) {
         match kind {
@@ -429,8 +460,9 @@ fn dump_part(buf: &[u8], table: &str, chain: &str) -> (Vec<u64>, Option<io::Resu
                     continue;
                 };
                 let (mut t, mut c, mut h) = (String::new(), String::new(), None);
-                for (k, v) in attrs(attrs_body) {
-                    match k {
+                let all = attrs(attrs_body);
+                for (k, v) in &all {
+                    match *k {
                         RULE_TABLE => t = text(v),
                         RULE_CHAIN => c = text(v),
                         RULE_HANDLE => h = be64(v),
@@ -438,7 +470,7 @@ fn dump_part(buf: &[u8], table: &str, chain: &str) -> (Vec<u64>, Option<io::Resu
                     }
                 }
                 if let (true, Some(h)) = (t == table && c == chain, h) {
-                    handles.push(h);
+                    handles.push((h, digest(&all)));
                 }
             }
             _ => {}
@@ -447,9 +479,10 @@ fn dump_part(buf: &[u8], table: &str, chain: &str) -> (Vec<u64>, Option<io::Resu
     (handles, None)
 }
 
-/// The handles of the rules of chain `chain` of the IPv4 table `table`, in the chain's
-/// order, in the calling thread's namespace (so: inside `netns::run_in`).
-pub fn rule_handles(table: &str, chain: &str) -> io::Result<Vec<u64>> {
+/// The rules of chain `chain` of the IPv4 table `table`, in the chain's order, as (handle,
+/// digest of what the rule does), in the calling thread's namespace (so: inside
+/// `netns::run_in`).
+pub fn rule_handles(table: &str, chain: &str) -> io::Result<Vec<(u64, u64)>> {
     let fd = socket()?;
     let req = getrule(1, table, chain);
     #[allow(unsafe_code, reason = "send(2) of a buffer of ours")]
@@ -556,10 +589,36 @@ mod tests {
         buf.extend(rule("filter", "INPUT", 5));
         buf.extend(rule("filter", "FORWARD", 9));
         let (handles, end) = dump_part(&buf, "filter", "FORWARD");
-        assert_eq!(handles, [4, 9]);
+        assert_eq!(handles.iter().map(|h| h.0).collect::<Vec<_>>(), [4, 9]);
         assert!(end.is_none());
         let (_, end) = dump_part(&msg(NLMSG_DONE, &[]), "filter", "FORWARD");
         assert!(matches!(end, Some(Ok(()))));
+    }
+
+    #[test]
+    fn a_rules_digest_ignores_its_counters_only() {
+        let expr = |name: &str, data: &[u8]| {
+            let mut e = Vec::new();
+            attr(&mut e, EXPR_NAME, format!("{name}\0").as_bytes());
+            attr(&mut e, 2, data);
+            let mut l = Vec::new();
+            attr(&mut l, LIST_ELEM, &e);
+            l
+        };
+        let rule = |packets: u8, port: u8, comment: &str| {
+            let mut exprs = expr("payload", &[port]);
+            exprs.extend(expr("counter", &[packets]));
+            exprs.extend(expr("immediate", &[0]));
+            let mut a = Vec::new();
+            attr(&mut a, RULE_HANDLE, &7u64.to_be_bytes());
+            attr(&mut a, RULE_EXPRESSIONS, &exprs);
+            attr(&mut a, RULE_USERDATA, comment.as_bytes());
+            a
+        };
+        let d = |a: Vec<u8>| digest(&attrs(&a));
+        assert_eq!(d(rule(1, 22, "c")), d(rule(200, 22, "c")));
+        assert_ne!(d(rule(1, 22, "c")), d(rule(1, 23, "c")));
+        assert_ne!(d(rule(1, 22, "c")), d(rule(1, 22, "d")));
     }
 
     #[test]

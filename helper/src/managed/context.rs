@@ -68,6 +68,15 @@ pub struct Counters {
 }
 
 impl Helper {
+    /// Why packets cannot be traced here (`status`'s `explain_unsupported`), if they
+    /// cannot: `--no-trace`, or iptables missing or its legacy variant.
+    pub fn trace_unsupported(&self) -> Option<String> {
+        if self.config.no_trace {
+            return Some("the helper runs with --no-trace".into());
+        }
+        self.tools.trace_unsupported()
+    }
+
     /// Builds the shared state, recovering the registry from `store`, with the `tools`
     /// found at start and their `jail`. Runs blocking file system work: call it before
     /// serving.

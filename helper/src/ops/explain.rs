@@ -21,7 +21,7 @@
 //! before it answers (and where a removal failed, the next probe with that value there, or
 //! the start of the helper ([`sweep`]), removes them); nothing else of the routers changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,7 +247,7 @@ impl Session {
             session.unsupported = Some("there is no applied network with routers to trace".into());
             return Ok(session);
         }
-        if let Some(why) = ctx.helper.tools.trace_unsupported() {
+        if let Some(why) = ctx.helper.trace_unsupported() {
             session.unsupported = Some(why);
             return Ok(session);
         }
@@ -386,6 +386,20 @@ struct Shown {
     ours: bool,
 }
 
+/// The `iptables-save` lines of the chains spelled last, by (router inode, table, chain),
+/// with the rules (handle, digest) they spell: valid while a dump shows the same rules (a
+/// replaced rule keeps its handle but not its digest; an inode reused by a new namespace
+/// shows other handles or digests). Bounded: cleared when it would grow past
+/// [`SPELLED_MAX`] chains.
+type Spelled = HashMap<(u64, String, String), (Vec<(u64, u64)>, Vec<String>)>;
+static SPELLED: std::sync::LazyLock<std::sync::Mutex<Spelled>> =
+    std::sync::LazyLock::new(Default::default);
+const SPELLED_MAX: usize = 1024;
+
+fn handles_of(rules: &[(u64, u64)]) -> Vec<u64> {
+    rules.iter().map(|r| r.0).collect()
+}
+
 /// What turns a router's trace events into rules: for each chain met, each rule handle's
 /// [`Shown`].
 struct Rules {
@@ -440,10 +454,11 @@ impl Rules {
     }
 
     /// Reads, from the router, what turns rule events in `chains` into rules (nothing when
-    /// there are none): the chains' rule handles, `iptables-save`, and the handles again;
-    /// tried up to three times until the handles did not change around the save (another
-    /// job's rules come and go), after which a changing chain's rules keep their positions
-    /// but not their lines.
+    /// there are none): the chains' rules (handles and digests); for a chain whose rules are
+    /// those spelled last time ([`SPELLED`]), the lines kept then; for the others
+    /// `iptables-save` and the rules again, tried up to three times until they did not
+    /// change around the save (another job's rules come and go), after which a changing
+    /// chain's rules keep their positions but not their lines.
     async fn read(
         helper: &Helper,
         name: &NsName,
@@ -472,26 +487,63 @@ impl Rules {
         };
         let mut before = dump(chains.clone()).await?;
         let mut by_handle = HashMap::new();
+        // The chains whose rules are what they were when they were last spelled need no
+        // save: the lines kept then are theirs.
+        {
+            let cache = SPELLED.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, rules) in &before {
+                let cached = cache.get(&(ino, key.0.clone(), key.1.clone()));
+                if let Some((was, lines)) = cached.filter(|(was, _)| was == rules) {
+                    by_handle.insert(key.clone(), shown(&handles_of(was), Some(lines)));
+                }
+            }
+        }
+        let missing: Vec<(String, String)> = chains
+            .into_iter()
+            .filter(|c| !by_handle.contains_key(c))
+            .collect();
+        if missing.is_empty() {
+            return Ok(Self { by_handle });
+        }
+        // One table (the usual case: what dropped is in filter) is saved alone: less for
+        // iptables-save to list and spell.
+        let tables: BTreeSet<&str> = missing.iter().map(|(t, _)| t.as_str()).collect();
+        let args: Vec<String> = match tables.iter().next() {
+            // Only iptables' own table names go on its command line.
+            Some(t)
+                if tables.len() == 1
+                    && ["raw", "mangle", "nat", "filter", "security"].contains(t) =>
+            {
+                vec!["-t".into(), (*t).to_owned()]
+            }
+            _ => Vec::new(),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        before.retain(|k, _| missing.contains(k));
         for attempt in 0..3 {
             let saved = helper
                 .firewall()
-                .run_checked(name, ino, Tool::IptablesSave, &[], None)
+                .run_checked(name, ino, Tool::IptablesSave, &args, None)
                 .await?;
             let lines = save_lines(&saved);
-            let after = dump(chains.clone()).await?;
-            let steady = before == after;
-            if steady || attempt == 2 {
-                by_handle = after
-                    .iter()
-                    .map(|(key, h)| {
-                        let l = if before.get(key) == Some(h) {
-                            lines.get(key)
-                        } else {
-                            None
-                        };
-                        (key.clone(), shown(h, l))
-                    })
-                    .collect();
+            let after = dump(missing.clone()).await?;
+            if before == after || attempt == 2 {
+                let mut cache = SPELLED.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() + after.len() > SPELLED_MAX {
+                    cache.clear();
+                }
+                for (key, rules) in &after {
+                    let l = lines
+                        .get(key)
+                        .filter(|l| before.get(key) == Some(rules) && l.len() == rules.len());
+                    if let Some(l) = l {
+                        cache.insert(
+                            (ino, key.0.clone(), key.1.clone()),
+                            (rules.clone(), l.clone()),
+                        );
+                    }
+                    by_handle.insert(key.clone(), shown(&handles_of(rules), l));
+                }
                 break;
             }
             before = after;

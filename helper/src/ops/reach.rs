@@ -430,7 +430,7 @@ pub(super) async fn reach(
     }
     let dscp = Dscp::take(ctx.peer.uid, ctx.helper.config.quota_reach_jobs)?;
     let d = dscp.0;
-    if ctx.helper.tools.trace_unsupported().is_none() {
+    if ctx.helper.trace_unsupported().is_none() {
         let opened = join_all(targets.iter().map(|t| {
             ctx.helper
                 .netns
@@ -524,30 +524,8 @@ pub(super) async fn reach(
             Some(now) => now,
             None => read_all().await?,
         };
-        // Why: what dropped the services a router saw and did not forward. The trace events
-        // were queued as the packets passed, before their counts could be read.
-        let services_ref = &services;
-        let why = join_all(targets.iter().zip(&afters).map(|(t, after)| async move {
-            let services = services_ref;
-            let dropped_some = services.iter().any(|&(port, proto)| {
-                after.get(&comment(d, "PRE", port, proto)).copied().unwrap_or(0) > 0
-                    && after.get(&comment(d, "POST", port, proto)).copied().unwrap_or(0) == 0
-            });
-            match &t.trace {
-                Some(socket) if dropped_some => {
-                    explain::drops(ctx.helper, &t.router, t.ino, socket, d)
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(router = %t.router, error = %chain(&e), "Cannot say why a router dropped a reachability job's probes");
-                            Default::default()
-                        })
-                }
-                _ => Default::default(),
-            }
-        }))
-        .await;
         let mut routers = Vec::new();
-        for ((t, after), why) in targets.iter().zip(afters).zip(why) {
+        for (t, after) in targets.iter().zip(afters) {
             let delta = |hook: &str, port: u16, proto: Transport| {
                 after
                     .get(&comment(d, hook, port, proto))
@@ -564,19 +542,13 @@ pub(super) async fn reach(
                         (s, 0) if s > 0 => Verdict::No,
                         _ => Verdict::Unknown,
                     };
-                    let ip_proto = match proto {
-                        Transport::Tcp => 6,
-                        Transport::Udp => 17,
-                    };
                     ReachService {
                         port,
                         proto,
                         verdict,
                         seen,
                         forwarded,
-                        dropped_by: (verdict == Verdict::No)
-                            .then(|| why.get(&(ip_proto, port)).cloned())
-                            .flatten(),
+                        dropped_by: None,
                     }
                 })
                 .collect();
@@ -594,8 +566,31 @@ pub(super) async fn reach(
     // What was installed is removed in one step; if that fails (the installation failed
     // half-way, or something else changed the chains), whatever is there is read and
     // removed; if that fails too, the next job with this DSCP value there tries again.
+    // Meanwhile, why: what dropped the services a router saw and did not forward (its trace
+    // events were queued as the packets passed, before their counts were read; what they
+    // name is read from tables the removal does not change, or, where it does, read again).
+    let why = async {
+        let Ok(routers) = &outcome else {
+            return Vec::new();
+        };
+        join_all(targets.iter().zip(routers).map(|(t, r)| async move {
+            let dropped_some = r.services.iter().any(|s| s.verdict == Verdict::No);
+            match &t.trace {
+                Some(socket) if dropped_some => {
+                    explain::drops(ctx.helper, &t.router, t.ino, socket, d)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::warn!(router = %t.router, error = %chain(&e), "Cannot say why a router dropped a reachability job's probes");
+                            Default::default()
+                        })
+                }
+                _ => Default::default(),
+            }
+        }))
+        .await
+    };
     let mut cleanup_error = None;
-    let removed = join_all(targets.iter().map(|t| async move {
+    let removal = join_all(targets.iter().map(|t| async move {
         let mut exact = exact_removal_payload(d);
         if t.trace.is_some() {
             exact.push_str(&explain::exact_removal_payload(d));
@@ -612,8 +607,8 @@ pub(super) async fn reach(
                 remove(ctx, t, d).await.and(traced)
             }
         }
-    }))
-    .await;
+    }));
+    let (removed, why) = tokio::join!(removal, why);
     for (t, r) in targets.iter().zip(removed) {
         if let Err(e) = r {
             dirty(t.ino, d, Some(true));
@@ -624,9 +619,18 @@ pub(super) async fn reach(
             cleanup_error.get_or_insert(e);
         }
     }
-    let routers = outcome?;
+    let mut routers = outcome?;
     if let Some(e) = cleanup_error {
         return Err(e);
+    }
+    for (r, why) in routers.iter_mut().zip(why) {
+        for s in r.services.iter_mut().filter(|s| s.verdict == Verdict::No) {
+            let ip_proto = match s.proto {
+                Transport::Tcp => 6,
+                Transport::Udp => 17,
+            };
+            s.dropped_by = why.get(&(ip_proto, s.port)).cloned();
+        }
     }
     drop(dscp);
     Ok(OpResult::ProbeReach(ReachResult { dscp: d, routers }))

@@ -32,6 +32,6 @@ pub(super) fn handle(ctx: &OpCtx<'_>, _args: Status) -> Result<OpResult, HelperE
             payloads_refused: !helper.jail.complete() && !helper.config.allow_unjailed_tools,
             summary: helper.jail.describe(),
         }),
-        explain_unsupported: helper.tools.trace_unsupported(),
+        explain_unsupported: helper.trace_unsupported(),
     }))
 }
