@@ -156,6 +156,7 @@ fn service_ops() -> Vec<Op> {
             timeout_ms: Some(300),
             port: Some(33434),
             queries: None,
+            explain: false,
         }),
     ]
 }
@@ -594,6 +595,7 @@ fn sample_messages() -> (Vec<ClientMessage>, Vec<ServerMessage>) {
                         },
                     ],
                     reached: false,
+                    explain: None,
                 }),
             ],
             error: None,
@@ -916,6 +918,7 @@ fn traces_with_queries_have_golden_bytes() {
         timeout_ms: None,
         port: None,
         queries: Some(2),
+        explain: false,
     });
     let result = OpResult::ProbeTrace(TraceResult {
         hops: vec![TraceHop {
@@ -934,6 +937,7 @@ fn traces_with_queries_have_golden_bytes() {
             }],
         }],
         reached: false,
+        explain: None,
     });
     let got = [
         hex(&encode_body(&op).unwrap()),
@@ -1019,10 +1023,22 @@ fn explained_probes_have_golden_bytes() {
             }],
         }],
     });
+    let trace = Op::ProbeTrace(ProbeTrace {
+        ns: name("h1"),
+        dst: "10.0.3.100".parse().unwrap(),
+        src: None,
+        mode: None,
+        max_hops: None,
+        timeout_ms: None,
+        port: None,
+        queries: None,
+        explain: true,
+    });
     let got = [
         hex(&encode_body(&op).unwrap()),
         hex(&encode_body(&result).unwrap()),
         hex(&encode_body(&reach).unwrap()),
+        hex(&encode_body(&trace).unwrap()),
     ];
     assert_eq!(got, EXPLAIN_GOLDEN, "{got:#?}");
     assert_eq!(decode_body::<Op>(&unhex(EXPLAIN_GOLDEN[0])).unwrap(), op);
@@ -1034,10 +1050,12 @@ fn explained_probes_have_golden_bytes() {
         decode_body::<OpResult>(&unhex(EXPLAIN_GOLDEN[2])).unwrap(),
         reach
     );
+    assert_eq!(decode_body::<Op>(&unhex(EXPLAIN_GOLDEN[3])).unwrap(), trace);
 }
 
-const EXPLAIN_GOLDEN: [&str; 3] = [
+const EXPLAIN_GOLDEN: [&str; 4] = [
     "85a26f70aa70726f62655f70696e67a26e73a26831a3647374aa31302e302e332e313030a5636f756e7401a76578706c61696ec3",
     "84a26f70a970726f62655f746370a6737461747573a774696d656f7574aa656c61707365645f7573cd03e8a76578706c61696e82a46473637031a7726f75746572739183a6726f75746572a27231a77061636b6574739183a67061636b6574d92d5443502031302e302e312e323a3430303030203e2031302e302e332e3130303a32322053594e2074746c203634a573746570739286a57461626c65a666696c746572a5636861696ea7464f5257415244a46b696e64a472756c65a8706f736974696f6e02a472756c65d92b2d4120464f5257415244202d7020746370202d6d20746370202d2d64706f7274203232202d6a2044524f50a776657264696374a464726f7084a57461626c65a36e6174a5636861696eaa505245524f5554494e47a46b696e64a6706f6c696379a776657264696374a6616363657074a776657264696374a464726f70aa64726f707065645f6279b166696c74657220464f5257415244202332",
     "83a26f70ab70726f62655f7265616368a46473637021a7726f75746572739183a6726f75746572a27231a466726f6da26831a873657276696365739186a4706f727416a570726f746fa3746370a776657264696374a26e6fa47365656e01a9666f7277617264656400aa64726f707065645f6279b566696c74657220464f525741524420706f6c696379",
+    "84a26f70ab70726f62655f7472616365a26e73a26831a3647374aa31302e302e332e313030a76578706c61696ec3",
 ];

@@ -463,21 +463,25 @@ fn op() -> impl Strategy<Value = Op> {
             (
                 option::of(any::<u8>()),
                 option::of(any::<u32>()),
-                option::of(any::<u16>())
+                option::of(any::<u16>()),
+                any::<bool>(),
             ),
         )
-            .prop_map(|((ns, dst, src, udp), (max_hops, timeout_ms, port))| {
-                Op::ProbeTrace(ProbeTrace {
-                    ns,
-                    dst,
-                    src,
-                    mode: Some(if udp { TraceMode::Udp } else { TraceMode::Icmp }),
-                    max_hops,
-                    timeout_ms,
-                    port,
-                    queries: None,
-                })
-            }),
+            .prop_map(
+                |((ns, dst, src, udp), (max_hops, timeout_ms, port, explain))| {
+                    Op::ProbeTrace(ProbeTrace {
+                        ns,
+                        dst,
+                        src,
+                        mode: Some(if udp { TraceMode::Udp } else { TraceMode::Icmp }),
+                        max_hops,
+                        timeout_ms,
+                        port,
+                        queries: None,
+                        explain,
+                    })
+                }
+            ),
         (topology(), any::<bool>()).prop_map(|(topology, policy_tables)| {
             Op::NetApply(NetApply {
                 topology,
@@ -632,8 +636,9 @@ fn op_result() -> impl Strategy<Value = OpResult> {
                 0..4
             ),
             any::<bool>(),
+            option::of(explanation()),
         )
-            .prop_map(|(hops, reached)| {
+            .prop_map(|(hops, reached, explain)| {
                 OpResult::ProbeTrace(TraceResult {
                     hops: hops
                         .into_iter()
@@ -648,6 +653,7 @@ fn op_result() -> impl Strategy<Value = OpResult> {
                         })
                         .collect(),
                     reached,
+                    explain,
                 })
             }),
     ]

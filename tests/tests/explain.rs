@@ -283,6 +283,103 @@ fn explained_probes_say_which_rules_of_which_routers_decided() {
             }),
         ),
         (
+            "a trace's ICMP errors are explained too, also where the kernel gives them another value",
+            Box::new(|| {
+                let from = helper.ns("hq-gw");
+                let trace = || {
+                    let (status, v, out) = ctl(
+                        &helper,
+                        &[
+                            "probe",
+                            "trace",
+                            "--from",
+                            &from,
+                            "--src",
+                            "10.1.1.1",
+                            "8.8.8.8",
+                            "-w",
+                            "1",
+                            "--explain",
+                        ],
+                    );
+                    assert_eq!(status, 0, "{}", text(&out));
+                    v
+                };
+                let time_exceeded_at_gw = |v: &Value| {
+                    let e = &v["explain"];
+                    router(e, &hq_gw)["packets"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["packet"].as_str().unwrap().contains("time-exceeded"))
+                };
+                let v = trace();
+                assert_eq!(
+                    router_names(&v["explain"]),
+                    [hq_gw.clone(), internet.clone()]
+                );
+                assert!(time_exceeded_at_gw(&v), "{v:#}");
+                // The kernel gives an error about a packet with DSCP 56-63 the value 48-55:
+                // with 8 explained pings holding 49-56, the trace gets 57 and its errors
+                // come back as 49.
+                let held = |n: usize| {
+                    let raw = raw_table(&hq_gw);
+                    let values: std::collections::BTreeSet<&str> = raw
+                        .lines()
+                        .filter_map(|l| l.split("\"tsim-explain ").nth(1))
+                        .collect();
+                    values.len() >= n
+                };
+                std::thread::scope(|s| {
+                    let pings: Vec<_> = (0..8)
+                        .map(|_| {
+                            s.spawn(|| {
+                                let (status, v, out) = ctl(
+                                    &helper,
+                                    &[
+                                        "probe",
+                                        "ping",
+                                        "--from",
+                                        &from,
+                                        "--src",
+                                        "10.1.1.1",
+                                        "8.8.8.8",
+                                        "-c",
+                                        "4",
+                                        "-i",
+                                        "1",
+                                        "--explain",
+                                    ],
+                                );
+                                assert_eq!(status, 0, "{}", text(&out));
+                                v
+                            })
+                        })
+                        .collect();
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                    while !held(8) {
+                        assert!(
+                            std::time::Instant::now() < deadline,
+                            "the pings did not start"
+                        );
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    let v = trace();
+                    let dscp = v["explain"]["dscp"].as_u64().unwrap();
+                    assert!(dscp >= 57, "{dscp}");
+                    assert!(time_exceeded_at_gw(&v), "{v:#}");
+                    for p in pings {
+                        let v = p.join().unwrap();
+                        let p = packets(&v["explain"]);
+                        assert!(
+                            p.iter().all(|p| p.contains("echo-")),
+                            "a ping saw the trace's errors: {p:?}"
+                        );
+                    }
+                });
+            }),
+        ),
+        (
             "no trace rule is left in any router",
             Box::new(|| {
                 for r in &routers {

@@ -42,6 +42,7 @@ fn trace(helper: &TestHelper, from: &str, dst: &str, mode: TraceMode, max: u8) -
         timeout_ms: Some(300),
         port: None,
         queries: None,
+        explain: false,
     }
 }
 
@@ -175,6 +176,7 @@ fn every_trace_is_the_same_after_everyone_pinged_everyone() {
                 timeout_ms: Some(200),
                 port: None,
                 queries: None,
+                explain: false,
             })
             .unwrap();
         format!("{from} -> {dst}: {}", hops(&r).join(" "))
@@ -359,6 +361,7 @@ fn traces_with_several_probes_per_hop_report_every_reply() {
         let r = client
             .probe_trace(ProbeTrace {
                 queries: Some(5),
+                explain: false,
                 ..trace(&helper, from, dst, mode, 30)
             })
             .unwrap();
@@ -380,6 +383,7 @@ fn traces_with_several_probes_per_hop_report_every_reply() {
     let r = client
         .probe_trace(ProbeTrace {
             queries: Some(3),
+            explain: false,
             ..trace(&helper, "far", "10.0.3.100", TraceMode::Udp, 5)
         })
         .unwrap();
@@ -412,6 +416,7 @@ fn traces_with_several_probes_per_hop_report_every_reply() {
     assert_eq!(
         code(client.probe_trace(ProbeTrace {
             queries: Some(101),
+            explain: false,
             ..trace(&helper, "far", "10.0.3.100", TraceMode::Icmp, 4)
         })),
         ErrorCode::InvalidArgument

@@ -120,6 +120,11 @@ def test_hosts_services_probes_and_the_network(network):
         assert ping["received"] == 2
         trace = c.probe_trace(far, "10.0.3.100")
         assert [hop["from"] for hop in trace["hops"]] == ["192.0.2.1", "10.0.1.2", "10.0.2.2", "10.0.3.100"]
+        # Explained: every router the probes passed, the errors' way back included.
+        trace = c.probe_trace(far, "10.0.3.100", explain=True)
+        assert trace["reached"] is True
+        assert [r["router"] for r in trace["explain"]["routers"]] == [h.ns("edge"), h.ns("core"), h.ns("lab")]
+        assert any("time-exceeded" in p["packet"] for r in trace["explain"]["routers"] for p in r["packets"])
         reach = c.probe_reach([far], "10.0.3.100", "80,22/tcp", timeout_ms=300)
         assert [s["verdict"] for s in reach["routers"][0]["services"]] == ["yes", "yes"]
         assert len(c.svc_list()["services"]) == 1

@@ -172,12 +172,16 @@ class Operations:
         timeout_ms: Optional[int] = None,
         port: Optional[int] = None,
         queries: Optional[int] = None,
+        explain: bool = False,
     ) -> Any:
         """``probe_trace``: a traceroute from ``ns`` (``mode`` ``icmp`` or ``udp``), one hop
         per TTL; with ``queries`` (1-100), that many probes per hop, each hop then with
-        ``sent`` and every answer in ``replies``. Raises ``NotFound``, ``InvalidArgument``."""
+        ``sent`` and every answer in ``replies``; with ``explain``, as :meth:`probe_tcp`
+        (the probes and the ICMP errors about them). Raises ``NotFound``,
+        ``InvalidArgument``."""
         return self._one(_op("probe_trace", ns=ns, dst=dst, src=src, mode=mode, queries=queries,
-                             max_hops=max_hops, timeout_ms=timeout_ms, port=port))
+                             max_hops=max_hops, timeout_ms=timeout_ms, port=port,
+                             explain=True if explain else None))
 
     def probe_reach(
         self,

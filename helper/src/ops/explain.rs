@@ -1,4 +1,4 @@
-//! `explain` on the echo and ping probes: netfilter's own trace of what every router's
+//! `explain` on the echo, ping and trace probes: netfilter's own trace of what every router's
 //! firewall did with the probe's packets.
 //!
 //! A probe that asks for it gets a DSCP value of its own (49 to 63, from the values the
@@ -11,10 +11,12 @@
 //! handles turned into positions (a dump of the chain's rules, in order) and the positions
 //! into `iptables-save` lines, and the rules are removed.
 //!
-//! Why the values 49 to 63: an ICMP error about a packet gets the packet's TOS with the
-//! precedence bits set (0xc0), which leaves these DSCP values as they are, so the errors
-//! about a probe's packets are the probe's too; an error about another job's packet that
-//! lands on our value is told apart by the DSCP of the packet it quotes.
+//! ICMP errors: the kernel gives an error about a packet the packet's TOS bits 1 to 4
+//! (`IPTOS_TOS_MASK`) with the precedence bits 0xc0 ([`error_dscp`]): the values 49 to 55
+//! stay as they are, 56 to 63 become 48 to 55. So a probe with a value of 56 or more also
+//! traces ICMP with its errors' value, and an error is the probe's when the packet it quotes
+//! carries the probe's value (not 48 itself: the kernel's IGMP and its errors about unmarked
+//! packets carry it).
 //!
 //! Invariants: a probe sees only events of packets with its own DSCP value (and errors
 //! about them); whatever happens to the probe, its rules are removed from every router
@@ -59,14 +61,39 @@ fn rule(dscp: u8, chain: &str) -> String {
     )
 }
 
+/// The DSCP value of the kernel's ICMP errors about a packet with DSCP `d` (measured on
+/// this kernel with TTL-expired echo requests: 49 → 49, 55 → 55, 56 → 48, 57 → 49,
+/// 63 → 55).
+pub(super) fn error_dscp(d: u8) -> u8 {
+    (((d << 2) & 0x1e) | 0xc0) >> 2
+}
+
+/// The rule that traces the ICMP errors about the probe's packets, where they carry
+/// another value than the probe's.
+fn error_rule(dscp: u8, chain: &str) -> Option<String> {
+    let e = error_dscp(dscp);
+    (e != dscp).then(|| {
+        format!(
+            "{chain} -p icmp -m dscp --dscp {e} -m comment --comment \"{}\" -j TRACE",
+            comment(dscp)
+        )
+    })
+}
+
+/// The probe's rules of one chain.
+fn rules_of(dscp: u8, chain: &str) -> Vec<String> {
+    std::iter::once(rule(dscp, chain))
+        .chain(error_rule(dscp, chain))
+        .collect()
+}
+
 /// The payload that installs the probe's `TRACE` rules (first in their chains).
 pub(super) fn install_payload(dscp: u8) -> String {
     let mut p = String::from("*raw\n");
     for chain in ["PREROUTING", "OUTPUT"] {
-        p.push_str(&format!(
-            "-I {}\n",
-            rule(dscp, chain).replacen(' ', " 1 ", 1)
-        ));
+        for r in rules_of(dscp, chain) {
+            p.push_str(&format!("-I {}\n", r.replacen(' ', " 1 ", 1)));
+        }
     }
     p.push_str("COMMIT\n");
     p
@@ -76,7 +103,9 @@ pub(super) fn install_payload(dscp: u8) -> String {
 pub(super) fn exact_removal_payload(dscp: u8) -> String {
     let mut p = String::from("*raw\n");
     for chain in ["PREROUTING", "OUTPUT"] {
-        p.push_str(&format!("-D {}\n", rule(dscp, chain)));
+        for r in rules_of(dscp, chain) {
+            p.push_str(&format!("-D {r}\n"));
+        }
     }
     p.push_str("COMMIT\n");
     p
@@ -750,9 +779,12 @@ fn group(events: &[Event], dscp: u8) -> Vec<Packet<'_>> {
     for e in events {
         if let Some(ip) = nftrace::ipv4(&e.network) {
             // A probe sends TCP, UDP or ICMP; the kernel's own IGMP may share a value.
-            let ours = ip.tos >> 2 == dscp
-                && matches!(ip.proto, 1 | 6 | 17)
-                && quoted_dscp(ip.proto, &e.transport).is_none_or(|q| q == dscp);
+            let value = ip.tos >> 2;
+            let ours = matches!(ip.proto, 1 | 6 | 17)
+                && match quoted_dscp(ip.proto, &e.transport) {
+                    Some(q) => q == dscp && (value == dscp || value == error_dscp(dscp)),
+                    None => value == dscp,
+                };
             if !ours {
                 current.insert(e.id, None);
                 continue;
@@ -995,9 +1027,24 @@ mod tests {
     }
 
     #[test]
-    fn the_dscp_values_keep_the_precedence_bits_of_icmp_errors() {
-        for d in DSCP_VALUES {
-            assert_eq!(((d << 2) | 0xc0) >> 2, d);
+    fn icmp_errors_get_the_values_the_kernel_gives_them() {
+        // As measured: TTL-expired echo requests with these values, and their errors'.
+        for (d, e) in [(49, 49), (55, 55), (56, 48), (57, 49), (63, 55)] {
+            assert_eq!(error_dscp(d), e);
         }
+        assert!(error_rule(50, "OUTPUT").is_none());
+        let p = install_payload(57);
+        assert!(
+            p.contains("-I OUTPUT 1 -p icmp -m dscp --dscp 49 -m comment --comment \"tsim-explain 57\" -j TRACE\n"),
+            "{p}"
+        );
+        let r = exact_removal_payload(57);
+        assert_eq!(r.matches("-D ").count(), 4, "{r}");
+        // The error about a 57's packet (value 49, quoting 57) is 57's, not 49's.
+        let mut quoted = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        quoted.extend(header(57 << 2, 1, 1));
+        let events = [ev(1, "raw", "PREROUTING", header(49 << 2, 64, 1), quoted)];
+        assert_eq!(group(&events, 57).len(), 1);
+        assert!(group(&events, 49).is_empty());
     }
 }

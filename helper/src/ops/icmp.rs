@@ -365,176 +365,202 @@ pub(super) async fn trace(ctx: &OpCtx<'_>, args: ProbeTrace) -> Result<OpResult,
         )));
     }
     let ns = ctx.ns(&args.ns).await?;
-    let (raw, udp) = ctx
-        .helper
-        .netns
-        .run_in(
-            &ns.name,
-            ns.ino,
-            move || -> io::Result<(OwnedFd, Option<std::net::UdpSocket>)> {
-                let raw = raw_socket(if mode == TraceMode::Icmp { src } else { None }, None)?;
-                let udp = match mode {
-                    TraceMode::Icmp => None,
-                    TraceMode::Udp => {
-                        let s = std::net::UdpSocket::bind(SocketAddr::V4(SocketAddrV4::new(
-                            src.unwrap_or(Ipv4Addr::UNSPECIFIED),
-                            0,
-                        )))?;
-                        s.set_nonblocking(true)?;
-                        Some(s)
-                    }
-                };
-                Ok((raw, udp))
-            },
-        )
-        .await?
-        .map_err(bad_src(&ns.name, src))?;
-    let icmp = Icmp::new(raw)?;
-    let udp = udp
-        .map(tokio::net::UdpSocket::from_std)
-        .transpose()
-        .map_err(|e| HelperError::Internal(format!("Cannot use a UDP socket: {e}")))?;
-    let sport = match &udp {
-        Some(u) => u.local_addr().map(|a| a.port()).unwrap_or(0),
-        None => 0,
+    let session = match args.explain {
+        true => Some(explain::Session::start(ctx).await?),
+        false => None,
     };
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let mut hops = Vec::new();
-    let mut reached = false;
-    let mut buf = vec![0u8; 2048];
-    for ttl in 1..=max_hops {
-        // Probe `q` of this hop: ICMP sequence number, or UDP destination port, `index + q`
-        // (one probe per hop: the TTL, or the port base + TTL - 1, as traceroute does).
-        let first = (u16::from(ttl) - 1) * u16::from(queries);
-        let mut sent_at = Vec::with_capacity(usize::from(queries));
-        let mut hop = TraceHop {
-            ttl,
-            from: None,
-            rtt_us: None,
-            kind: None,
-            code: None,
-            sent: args.queries.map(|_| queries),
-            replies: Vec::new(),
-        };
-        let mut unreachable = false;
-        for q in 0..u16::from(queries) {
-            let n = first + q;
-            let send = match &udp {
-                None => icmp.send(&echo_request(id, n + 1), dst, Some(ttl)),
-                Some(u) => match u.set_ttl(u32::from(ttl)) {
-                    Ok(()) => u
-                        .send_to(
-                            PAYLOAD,
-                            SocketAddr::V4(SocketAddrV4::new(dst, base_port + n)),
-                        )
-                        .await
-                        .map(drop),
-                    Err(e) => Err(e),
+    let tos = session.as_ref().map(|s| s.tos());
+    let traced = async {
+        let (raw, udp) = ctx
+            .helper
+            .netns
+            .run_in(
+                &ns.name,
+                ns.ino,
+                move || -> io::Result<(OwnedFd, Option<std::net::UdpSocket>)> {
+                    let raw = raw_socket(if mode == TraceMode::Icmp { src } else { None }, tos)?;
+                    let udp = match mode {
+                        TraceMode::Icmp => None,
+                        TraceMode::Udp => {
+                            let s = std::net::UdpSocket::bind(SocketAddr::V4(SocketAddrV4::new(
+                                src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+                                0,
+                            )))?;
+                            s.set_nonblocking(true)?;
+                            Some(s)
+                        }
+                    };
+                    Ok((raw, udp))
                 },
+            )
+            .await?
+            .map_err(bad_src(&ns.name, src))?;
+        let icmp = Icmp::new(raw)?;
+        let udp = udp
+            .map(tokio::net::UdpSocket::from_std)
+            .transpose()
+            .map_err(|e| HelperError::Internal(format!("Cannot use a UDP socket: {e}")))?;
+        if let (Some(u), Some(tos)) = (&udp, tos) {
+            u.set_tos_v4(tos).map_err(|e| {
+                HelperError::Kernel(format!("Cannot mark the probe's packets: {e}"))
+            })?;
+        }
+        let sport = match &udp {
+            Some(u) => u.local_addr().map(|a| a.port()).unwrap_or(0),
+            None => 0,
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut hops = Vec::new();
+        let mut reached = false;
+        let mut buf = vec![0u8; 2048];
+        for ttl in 1..=max_hops {
+            // Probe `q` of this hop: ICMP sequence number, or UDP destination port, `index + q`
+            // (one probe per hop: the TTL, or the port base + TTL - 1, as traceroute does).
+            let first = (u16::from(ttl) - 1) * u16::from(queries);
+            let mut sent_at = Vec::with_capacity(usize::from(queries));
+            let mut hop = TraceHop {
+                ttl,
+                from: None,
+                rtt_us: None,
+                kind: None,
+                code: None,
+                sent: args.queries.map(|_| queries),
+                replies: Vec::new(),
             };
-            if let Err(e) = send {
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
-                ) {
-                    unreachable = true;
-                    break;
+            let mut unreachable = false;
+            for q in 0..u16::from(queries) {
+                let n = first + q;
+                let send = match &udp {
+                    None => icmp.send(&echo_request(id, n + 1), dst, Some(ttl)),
+                    Some(u) => match u.set_ttl(u32::from(ttl)) {
+                        Ok(()) => u
+                            .send_to(
+                                PAYLOAD,
+                                SocketAddr::V4(SocketAddrV4::new(dst, base_port + n)),
+                            )
+                            .await
+                            .map(drop),
+                        Err(e) => Err(e),
+                    },
+                };
+                if let Err(e) = send {
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+                    ) {
+                        unreachable = true;
+                        break;
+                    }
+                    return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
                 }
-                return Err(HelperError::Kernel(format!("Cannot send to {dst}: {e}")));
+                sent_at.push(Instant::now());
             }
-            sent_at.push(Instant::now());
-        }
-        if unreachable {
-            hop.kind = Some("unreachable".into());
-            hops.push(hop);
-            break;
-        }
-        let mut answered = vec![false; sent_at.len()];
-        let deadline = sent_at.last().copied().unwrap_or_else(Instant::now) + timeout;
-        while answered.iter().any(|a| !a) {
-            let received = tokio::select! {
-                r = icmp.recv(&mut buf) => r,
-                _ = tokio::time::sleep_until(deadline) => break,
-                _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
-            };
-            let (from, n) = received
-                .map_err(|e| HelperError::Kernel(format!("Cannot receive in {}: {e}", ns.name)))?;
-            let heard = parse(&buf[..n]);
-            // Which of this hop's probes it answers, if any.
-            let ours = |n: u16| n.checked_sub(first).filter(|q| *q < u16::from(queries));
-            let (q, kind, code) = match (heard, &udp) {
-                (Some(Heard::Reply { id: i, seq, .. }), None) if i == id => {
-                    match ours(seq.wrapping_sub(1)) {
-                        Some(q) => (q, "reply", None),
+            if unreachable {
+                hop.kind = Some("unreachable".into());
+                hops.push(hop);
+                break;
+            }
+            let mut answered = vec![false; sent_at.len()];
+            let deadline = sent_at.last().copied().unwrap_or_else(Instant::now) + timeout;
+            while answered.iter().any(|a| !a) {
+                let received = tokio::select! {
+                    r = icmp.recv(&mut buf) => r,
+                    _ = tokio::time::sleep_until(deadline) => break,
+                    _ = ctx.cancel.cancelled() => return Err(HelperError::Cancelled),
+                };
+                let (from, n) = received.map_err(|e| {
+                    HelperError::Kernel(format!("Cannot receive in {}: {e}", ns.name))
+                })?;
+                let heard = parse(&buf[..n]);
+                // Which of this hop's probes it answers, if any.
+                let ours = |n: u16| n.checked_sub(first).filter(|q| *q < u16::from(queries));
+                let (q, kind, code) = match (heard, &udp) {
+                    (Some(Heard::Reply { id: i, seq, .. }), None) if i == id => {
+                        match ours(seq.wrapping_sub(1)) {
+                            Some(q) => (q, "reply", None),
+                            None => continue,
+                        }
+                    }
+                    (
+                        Some(Heard::EchoError {
+                            kind,
+                            code,
+                            id: i,
+                            seq,
+                        }),
+                        None,
+                    ) if i == id => match ours(seq.wrapping_sub(1)) {
+                        Some(q) => (q, kind_name(kind), Some(code)),
                         None => continue,
-                    }
+                    },
+                    (
+                        Some(Heard::UdpError {
+                            kind,
+                            code,
+                            sport: s,
+                            dport: d,
+                        }),
+                        Some(_),
+                    ) if s == sport => match ours(d.wrapping_sub(base_port)) {
+                        Some(q) if kind == UNREACHABLE && code == 3 && from == dst => {
+                            (q, "reply", None)
+                        }
+                        Some(q) => (q, kind_name(kind), Some(code)),
+                        None => continue,
+                    },
+                    _ => continue,
+                };
+                let k = usize::from(q);
+                if answered[k] {
+                    continue;
                 }
-                (
-                    Some(Heard::EchoError {
-                        kind,
+                answered[k] = true;
+                let rtt_us = micros(Instant::now() - sent_at[k]);
+                let code = if kind == "unreachable" { code } else { None };
+                if hop.from.is_none() {
+                    hop.from = Some(std::net::IpAddr::V4(from).into());
+                    hop.rtt_us = Some(rtt_us);
+                    hop.kind = Some(kind.into());
+                    hop.code = code;
+                }
+                if hop.sent.is_some() {
+                    hop.replies.push(TraceReply {
+                        query: u8::try_from(q).unwrap_or(u8::MAX),
+                        from: std::net::IpAddr::V4(from).into(),
+                        rtt_us,
+                        kind: kind.into(),
                         code,
-                        id: i,
-                        seq,
-                    }),
-                    None,
-                ) if i == id => match ours(seq.wrapping_sub(1)) {
-                    Some(q) => (q, kind_name(kind), Some(code)),
-                    None => continue,
-                },
-                (
-                    Some(Heard::UdpError {
-                        kind,
-                        code,
-                        sport: s,
-                        dport: d,
-                    }),
-                    Some(_),
-                ) if s == sport => match ours(d.wrapping_sub(base_port)) {
-                    Some(q) if kind == UNREACHABLE && code == 3 && from == dst => {
-                        (q, "reply", None)
-                    }
-                    Some(q) => (q, kind_name(kind), Some(code)),
-                    None => continue,
-                },
-                _ => continue,
+                    });
+                }
+            }
+            let kinds = || {
+                hop.replies
+                    .iter()
+                    .map(|r| r.kind.as_str())
+                    .chain(hop.kind.as_deref())
             };
-            let k = usize::from(q);
-            if answered[k] {
-                continue;
-            }
-            answered[k] = true;
-            let rtt_us = micros(Instant::now() - sent_at[k]);
-            let code = if kind == "unreachable" { code } else { None };
-            if hop.from.is_none() {
-                hop.from = Some(std::net::IpAddr::V4(from).into());
-                hop.rtt_us = Some(rtt_us);
-                hop.kind = Some(kind.into());
-                hop.code = code;
-            }
-            if hop.sent.is_some() {
-                hop.replies.push(TraceReply {
-                    query: u8::try_from(q).unwrap_or(u8::MAX),
-                    from: std::net::IpAddr::V4(from).into(),
-                    rtt_us,
-                    kind: kind.into(),
-                    code,
-                });
+            let done = kinds().any(|k| k == "reply" || k == "unreachable");
+            reached = kinds().any(|k| k == "reply");
+            hops.push(hop);
+            if done {
+                break;
             }
         }
-        let kinds = || {
-            hop.replies
-                .iter()
-                .map(|r| r.kind.as_str())
-                .chain(hop.kind.as_deref())
-        };
-        let done = kinds().any(|k| k == "reply" || k == "unreachable");
-        reached = kinds().any(|k| k == "reply");
-        hops.push(hop);
-        if done {
-            break;
-        }
-    }
-    Ok(OpResult::ProbeTrace(TraceResult { hops, reached }))
+        Ok::<_, HelperError>(TraceResult {
+            hops,
+            reached,
+            explain: None,
+        })
+    };
+    // Whatever becomes of the probes, an explained trace's tracing is read and removed.
+    let outcome = traced.await;
+    let explained = match session {
+        Some(s) => Some(s.finish(ctx).await?),
+        None => None,
+    };
+    let mut result = outcome?;
+    result.explain = explained;
+    Ok(OpResult::ProbeTrace(result))
 }
 
 #[cfg(test)]

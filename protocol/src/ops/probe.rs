@@ -179,6 +179,10 @@ pub struct ProbeTrace {
     /// hop then reports every reply, the loss and the round-trip times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queries: Option<u8>,
+    /// Trace the probes' packets through every router's firewall and say which rules they
+    /// met ([`Explanation`]; since 1.5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explain: bool,
 }
 
 /// One answer to one probe of a trace.
@@ -261,6 +265,9 @@ pub struct TraceResult {
     pub hops: Vec<TraceHop>,
     /// Whether the destination answered.
     pub reached: bool,
+    /// With `explain`: what the routers' firewalls did with the probes (since 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explain: Option<Explanation>,
 }
 
 /// Arguments of `probe_reach`, the quick reachability analysis: from each source host, send

@@ -114,6 +114,11 @@ struct Trace {
     /// and min/avg/max round-trip times, like `mtr -r` (--json keeps every reply).
     #[arg(long, short = 'q', value_name = "N", value_parser = clap::value_parser!(u8).range(1..=100))]
     queries: Option<u8>,
+    /// Say what every router's firewall did with the probes and the ICMP errors about them:
+    /// per router on the path, each chain and rule they met (as iptables-save prints it)
+    /// and the verdict (IPv4; the routers of the applied network).
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -303,14 +308,20 @@ async fn trace(ctx: &Ctx, t: &Trace) -> Result<(), CliError> {
             timeout_ms: Some(millis(t.wait, "--wait", 10.0)?),
             port: None,
             queries: t.queries,
+            explain: t.explain,
         })
         .await?;
     if ctx.json {
         print_json(&result);
-    } else if t.queries.is_some() {
-        print_report(t, &result);
     } else {
-        print_trace(t, &result);
+        if t.queries.is_some() {
+            print_report(t, &result);
+        } else {
+            print_trace(t, &result);
+        }
+        if let Some(e) = &result.explain {
+            print_explanation(e);
+        }
     }
     if !result.reached {
         return Err(CliError::Other(format!("{} not reached", t.dst)));
