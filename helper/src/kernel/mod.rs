@@ -11,6 +11,7 @@ pub(crate) mod jail;
 pub(crate) mod netlink;
 pub(crate) mod netns;
 pub(crate) mod nflog;
+pub(crate) mod nfnl;
 pub(crate) mod nftrace;
 pub(crate) mod nlmsg;
 pub(crate) mod tools;

@@ -7,7 +7,9 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::nfnl::{align4, attr, be32, check, socket, u16_at};
 
 /// `NFNL_SUBSYS_ULOG`.
 const SUBSYS_ULOG: u16 = 4;
@@ -34,18 +36,6 @@ const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    out.resize(align4(out.len()), 0);
-}
-
 /// One `NFULNL_MSG_CONFIG` request for `group` with the attribute `kind` = `value`.
 fn config(seq: u32, group: u16, kind: u16, value: &[u8]) -> Vec<u8> {
     let mut body = vec![libc::AF_UNSPEC as u8, 0]; // nfgenmsg: family, version
@@ -62,10 +52,6 @@ fn config(seq: u32, group: u16, kind: u16, value: &[u8]) -> Vec<u8> {
     msg
 }
 
-fn check(r: libc::ssize_t) -> io::Result<usize> {
-    usize::try_from(r).map_err(|_| io::Error::last_os_error())
-}
-
 /// Opens the socket for `group` in the calling thread's network namespace (so: inside
 /// `netns::run_in`), configured and non-blocking. Fails when the kernel has no
 /// `nfnetlink_log`, or another socket of the namespace has the group.
@@ -74,24 +60,11 @@ fn check(r: libc::ssize_t) -> io::Result<usize> {
     reason = "a netlink socket of the netfilter family has no safe wrapper in nix or std"
 )]
 pub fn open(group: u16) -> io::Result<OwnedFd> {
+    let fd = socket()?;
+    let raw = fd.as_raw_fd();
     // SAFETY: plain system calls on a descriptor this function owns; every buffer passed
     // lives across the call and its length is the one given.
     unsafe {
-        let raw = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        );
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(raw);
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        let len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        if libc::bind(raw, (&raw const addr).cast(), len) < 0 {
-            return Err(io::Error::last_os_error());
-        }
         let timeout = libc::timeval {
             tv_sec: 2,
             tv_usec: 0,
@@ -161,15 +134,6 @@ pub struct Packet {
     pub hwheader: Vec<u8>,
     /// The start of the IP packet.
     pub payload: Vec<u8>,
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]))
-}
-
-fn be32(b: &[u8]) -> Option<u32> {
-    b.get(..4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// The packets in one datagram read from the socket (other messages skipped).

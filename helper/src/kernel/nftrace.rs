@@ -7,7 +7,9 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use super::nfnl::{align4, attr, be32, check, socket, u16_at};
 
 /// `NFNL_SUBSYS_NFTABLES`.
 const SUBSYS_NFTABLES: u16 = 10;
@@ -55,22 +57,9 @@ const NLM_F_DUMP: u16 = 0x300;
 const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]))
-}
-
 fn u32_ne(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4)
         .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
-}
-
-fn be32(b: &[u8]) -> Option<u32> {
-    b.get(..4)
-        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 fn be64(b: &[u8]) -> Option<u64> {
@@ -304,37 +293,6 @@ pub fn ipv4(b: &[u8]) -> Option<Ipv4> {
     })
 }
 
-fn check(r: libc::ssize_t) -> io::Result<usize> {
-    usize::try_from(r).map_err(|_| io::Error::last_os_error())
-}
-
-#[allow(
-    unsafe_code,
-    reason = "a netlink socket of the netfilter family has no safe wrapper in nix or std"
-)]
-fn socket() -> io::Result<OwnedFd> {
-    // SAFETY: plain system calls on a descriptor this function owns; every buffer passed
-    // lives across the call and its length is the one given.
-    unsafe {
-        let raw = libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_NETFILTER,
-        );
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = OwnedFd::from_raw_fd(raw);
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        let len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        if libc::bind(raw, (&raw const addr).cast(), len) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(fd)
-    }
-}
-
 #[allow(unsafe_code, reason = "setsockopt(2) with an int of ours")]
 fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
     let value = value as libc::c_int;
@@ -385,14 +343,6 @@ pub fn drain(fd: &OwnedFd) -> (Vec<Event>, bool) {
         }
     }
     (out, lost)
-}
-
-fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = 4 + value.len();
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(value);
-    out.resize(align4(out.len()), 0);
 }
 
 /// The `NFT_MSG_GETRULE` dump request for one chain of one IPv4 table.

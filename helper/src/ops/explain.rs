@@ -187,21 +187,7 @@ pub(super) fn dirty(ino: u64, dscp: u8, set: Option<bool>) -> bool {
 /// Removes every explain rule from every router of the applied network: run at start,
 /// before any request is served. Returns on how many routers there were some.
 pub async fn sweep(helper: &Helper) -> usize {
-    let net = match helper.registry.store().net() {
-        Ok(Some(net)) => net,
-        _ => return 0,
-    };
-    let routers: Vec<(NsName, u64)> = net
-        .topology
-        .routers
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.name.clone(),
-                helper.registry.lookup_for_undo(&r.name)?.ino,
-            ))
-        })
-        .collect();
+    let routers = super::applied_routers(helper);
     let jobs = routers.iter().map(|(name, ino)| async move {
         match remove_read(helper, name, *ino, None).await {
             Ok(found) => found,

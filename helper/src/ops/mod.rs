@@ -293,13 +293,14 @@ pub async fn recover(
     tokio::spawn(pool::run(helper.clone()));
 }
 
-/// At start: reads the firewall logs of the applied network's routers.
-async fn start_logs(helper: &Helper) {
+/// The routers of the applied network that are in the registry, with their namespaces'
+/// inodes (none when no network is applied or its record cannot be read): what the start's
+/// sweeps and log readers go over.
+pub(crate) fn applied_routers(helper: &Helper) -> Vec<(NsName, u64)> {
     let Ok(Some(net)) = helper.registry.store().net() else {
-        return;
+        return Vec::new();
     };
-    let wanted: Vec<_> = net
-        .topology
+    net.topology
         .routers
         .iter()
         .filter_map(|r| {
@@ -308,7 +309,12 @@ async fn start_logs(helper: &Helper) {
                 helper.registry.lookup_for_undo(&r.name)?.ino,
             ))
         })
-        .collect();
+        .collect()
+}
+
+/// At start: reads the firewall logs of the applied network's routers.
+async fn start_logs(helper: &Helper) {
+    let wanted = applied_routers(helper);
     futures::future::join_all(
         wanted
             .iter()

@@ -232,15 +232,8 @@ fn leftover_jobs(saved: &str) -> BTreeSet<u8> {
 /// before any request is served (so no job of this process can be running): a job that a
 /// crash interrupted leaves nothing behind. Returns how many jobs' chains were removed.
 pub async fn sweep(helper: &crate::managed::context::Helper) -> usize {
-    let net = match helper.registry.store().net() {
-        Ok(Some(net)) => net,
-        _ => return 0,
-    };
-    let routers = net.topology.routers.iter().filter_map(|r| {
-        let entry = helper.registry.lookup_for_undo(&r.name)?;
-        Some((r.name.clone(), entry.ino))
-    });
-    let jobs = routers.map(|(name, ino)| async move {
+    let routers = super::applied_routers(helper);
+    let jobs = routers.into_iter().map(|(name, ino)| async move {
         let args = ["-t", "mangle"];
         let saved =
             helper.firewall().run_checked(&name, ino, Tool::IptablesSave, &args, None).await;
